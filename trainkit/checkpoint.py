@@ -1,0 +1,88 @@
+"""Checkpoints written atomically, and RNG state capture.
+
+``save_atomic`` writes to a temporary file in the same directory, fsyncs it and
+renames it over the target (``os.replace`` is atomic on POSIX), so a crash or a
+``kill -9`` while saving leaves the previous checkpoint intact and loadable.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+FORMAT = "trainkit/1"
+
+
+def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"trainer.resume: no checkpoint at {path}")
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"trainer.resume: {path} is not a trainkit checkpoint (format {FORMAT})")
+    return ckpt
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def find_resume(resume: Optional[str], work_dir: Path) -> Optional[Path]:
+    """``None``/``""`` → no resume; ``auto`` → the newest ``checkpoints/last.pt`` in
+    ``work_dir`` or, failing that, in its sibling run directories; else a path."""
+    if not resume:
+        return None
+    if resume != "auto":
+        p = Path(resume)
+        if p.is_dir():
+            p = p / "checkpoints" / "last.pt" if (p / "checkpoints").is_dir() else p / "last.pt"
+        if not p.is_file():
+            raise FileNotFoundError(f"trainer.resume={resume!r}: no checkpoint file at {p}")
+        return p
+    own = work_dir / "checkpoints" / "last.pt"
+    if own.is_file():
+        return own
+    parent = work_dir.parent
+    candidates = [p for p in parent.glob("*/checkpoints/last.pt") if p.is_file()] if parent.is_dir() else []
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None

@@ -1,0 +1,113 @@
+"""Optimizers with named param groups.
+
+A param-group constructor turns ``(model, optimizer_factory)`` into an optimizer
+whose groups carry a ``name`` (used for ``lr/<name>`` and ``momentum/<name>``).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping, Optional
+
+import torch
+from torch import nn
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def group_names(optimizer: torch.optim.Optimizer) -> list[str]:
+    """Each group's ``name`` (or ``group_name``, as mmdet sets it), else ``pg<i>``."""
+    names = []
+    for i, g in enumerate(optimizer.param_groups):
+        names.append(str(g.get("name") or g.get("group_name") or f"pg{i}"))
+    if len(set(names)) != len(names):
+        raise ValueError(f"param group names must be unique, got {names}")
+    return names
+
+
+def has_momentum(group: Mapping[str, Any]) -> bool:
+    return "momentum" in group or "betas" in group
+
+
+def get_momentum(group: Mapping[str, Any]) -> Optional[float]:
+    """SGD/RMSprop ``momentum``, or Adam/AdamW ``betas[0]``; None if neither."""
+    if "momentum" in group:
+        return group["momentum"]
+    if "betas" in group:
+        return group["betas"][0]
+    return None
+
+
+def set_momentum(group: dict, value: float) -> None:
+    if "momentum" in group:
+        group["momentum"] = value
+    elif "betas" in group:
+        group["betas"] = (value, *group["betas"][1:])
+    else:
+        raise ValueError("this optimizer has neither 'momentum' nor 'betas' in its param groups")
+
+
+class NamedGroups:
+    """Split a model's parameters into named groups by name prefix.
+
+    ``groups`` maps a group name to ``{prefix: str | list[str], lr_mult: float,
+    weight_decay_mult: float}``; the first matching group (in the given order) takes a
+    parameter, and every parameter matching none goes to ``default_group``. Frozen
+    parameters (``requires_grad=False``) are kept in their group, so unfreezing them
+    later trains them with that group's lr. Each group's lr is ``lr * lr_mult``.
+    """
+
+    def __init__(self, groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
+                 default_group: str = "pg0"):
+        self.groups = {k: dict(v) for k, v in (groups or {}).items()}
+        for name, spec in self.groups.items():
+            unknown = set(spec) - {"prefix", "lr_mult", "weight_decay_mult"}
+            if unknown:
+                raise ValueError(f"param group {name!r}: unknown keys {sorted(unknown)}; "
+                                 "allowed: prefix, lr_mult, weight_decay_mult")
+            if "prefix" not in spec:
+                raise ValueError(f"param group {name!r} needs a 'prefix'")
+        self.default_group = default_group
+
+    def __call__(self, model: nn.Module, optimizer: OptimizerFactory) -> torch.optim.Optimizer:
+        defaults = _factory_defaults(optimizer)
+        base_lr, base_wd = defaults.get("lr"), defaults.get("weight_decay", 0.0)
+        buckets: dict[str, list[nn.Parameter]] = {n: [] for n in self.groups}
+        buckets.setdefault(self.default_group, [])
+        for pname, p in model.named_parameters():
+            buckets[self._group_of(pname)].append(p)
+        param_groups = []
+        for name, params in buckets.items():
+            if not params:
+                continue
+            spec = self.groups.get(name, {})
+            group: dict[str, Any] = {"name": name, "params": params}
+            if base_lr is not None:
+                group["lr"] = base_lr * spec.get("lr_mult", 1.0)
+            if "weight_decay_mult" in spec:
+                group["weight_decay"] = base_wd * spec["weight_decay_mult"]
+            param_groups.append(group)
+        return optimizer(param_groups)
+
+    def _group_of(self, pname: str) -> str:
+        for name, spec in self.groups.items():
+            prefixes = spec["prefix"]
+            prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+            if any(pname == p or pname.startswith(p.rstrip(".") + ".") for p in prefixes):
+                return name
+        return self.default_group
+
+
+def _factory_defaults(factory: OptimizerFactory) -> dict[str, Any]:
+    """The keyword arguments bound in a ``functools.partial`` optimizer factory."""
+    return dict(getattr(factory, "keywords", {}) or {})
+
+
+def build_optimizer(model: nn.Module, optimizer: OptimizerFactory,
+                    constructor: Optional[Callable] = None) -> torch.optim.Optimizer:
+    """``constructor(model, optimizer)`` if given, else one group named ``pg0``."""
+    if constructor is not None:
+        return constructor(model, optimizer)
+    return NamedGroups()(model, optimizer)
+
+
+def trainable(params: Iterable[nn.Parameter]) -> list[nn.Parameter]:
+    return [p for p in params if p.requires_grad]

@@ -1,0 +1,109 @@
+"""Entry point: ``python -m trainkit.train +recipe=NAME [overrides]``.
+
+Builds everything from the config with Hydra ``_target_`` instantiation, runs the
+:class:`~trainkit.runner.Runner`, and returns the monitored metric (so Hydra
+sweepers can optimise it).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from . import config as C
+
+log = logging.getLogger("trainkit")
+
+
+def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = None):
+    """Everything a run needs, built from ``cfg``; the Runner is returned unstarted."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from .checkpoint import find_resume
+    from .optim import build_optimizer
+    from .runner import Runner
+
+    t = cfg.trainer
+    resume_path = find_resume(t.resume, work_dir)
+    if t.resume and resume_path is None:
+        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
+    elif resume_path is not None and resume_path.parent.name == "checkpoints":
+        work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
+    set_seed(cfg.seed)
+    data = C.build(cfg.data, "data")
+    model = C.build(cfg.model, "model")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"config key 'model' must build a torch.nn.Module, got {type(model).__name__}")
+    opt_factory = C.build(cfg.optimizer, "optimizer", _partial_=True)
+    constructor = C.build(cfg.param_groups, "param_groups")
+    try:
+        optimizer = build_optimizer(model, opt_factory, constructor)
+    except TypeError as e:
+        raise ValueError(f"config key 'optimizer': {e}") from e
+    components = {}
+    for name, node in (cfg.components or {}).items():
+        if node is not None:
+            components[name] = C.build(node, f"components.{name}")
+    evaluator = C.build(cfg.evaluator, "evaluator")
+    runner = Runner(
+        model, optimizer, data.train, val_data=data.val, evaluator=evaluator, components=components,
+        sinks=list(extra_sinks or []), collate_fn=getattr(data, "collate_fn", None),
+        max_epochs=t.max_epochs, max_iters=t.max_iters, batch_size=t.batch_size,
+        val_batch_size=t.val_batch_size, num_workers=t.num_workers, drop_last=t.drop_last,
+        val_interval=t.val_interval, grad_accum=t.grad_accum, clip_grad=t.clip_grad,
+        mixed_precision=_value(t.mixed_precision), seed=cfg.seed, work_dir=work_dir,
+        checkpoint_interval=t.checkpoint_interval, checkpoint_interval_iters=t.checkpoint_interval_iters,
+        resume=str(resume_path) if resume_path else None, log_interval=t.log_interval,
+        nonfinite=_value(t.nonfinite), progress=t.progress, monitor=t.monitor,
+    )
+    return runner
+
+
+def run_config(cfg: DictConfig, work_dir: str | Path) -> Optional[float]:
+    """Train from a composed config; returns ``metrics[trainer.monitor]`` (or None)."""
+    work_dir = Path(work_dir)
+    runner = build_runner(cfg, work_dir)
+    if runner.is_main:
+        runner.work_dir.mkdir(parents=True, exist_ok=True)
+        (runner.work_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (runner.work_dir / "events.txt").write_text(runner.bus.describe() + "\n")
+        if cfg.trainer.print_events:
+            print(runner.bus.describe())
+    try:
+        metrics = runner.run()
+    finally:
+        for sink in runner.sinks:
+            sink.close()
+    monitor = cfg.trainer.monitor
+    if monitor is None:
+        return None
+    if monitor not in metrics:
+        raise ValueError(f"trainer.monitor={monitor!r} is not among the final metrics {sorted(metrics)}")
+    value = metrics[monitor]
+    if runner.is_main:
+        log.info("%s = %.6g", monitor, value)
+    return value
+
+
+def _value(x: Any) -> Any:
+    return getattr(x, "value", x)
+
+
+def _task(cfg: DictConfig) -> Optional[float]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return run_config(cfg, HydraConfig.get().runtime.output_dir)
+
+
+def main() -> Any:
+    C.register()
+    return hydra.main(version_base="1.3", config_path=str(C.CONF_DIR), config_name="config")(_task)()
+
+
+if __name__ == "__main__":
+    main()
