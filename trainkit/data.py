@@ -58,6 +58,25 @@ class EpochBatchSampler(torch.utils.data.Sampler):
             yield idx[b * self.batch_size:(b + 1) * self.batch_size]
 
 
+class CountingLoader:
+    """``n`` empty batches per epoch: the loader of a dry run (schedule preview)."""
+
+    def __init__(self, n: int):
+        if n < 1:
+            raise ValueError(f"iters_per_epoch must be >= 1, got {n}")
+        self.n, self.start = n, 0
+        self.batch_sampler = self
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.start = start_batch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        return iter([None] * (self.n - self.start))
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool = False,
                 seed: int = 0, rank: int = 0, world: int = 1, num_workers: int = 0,
                 collate_fn: Optional[Callable] = None) -> DataLoader:

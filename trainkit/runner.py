@@ -57,8 +57,10 @@ class Runner:
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        train_data: Dataset,
+        train_data: Optional[Dataset] = None,
         *,
+        train_loader: Optional[Any] = None,
+        dry_run: bool = False,
         val_data: Optional[Dataset] = None,
         evaluator: Optional[Callable[["Runner"], Mapping[str, float]]] = None,
         components: Optional[Mapping[str, Any]] = None,
@@ -108,9 +110,12 @@ class Runner:
         self.checkpoint_interval, self.checkpoint_interval_iters = checkpoint_interval, checkpoint_interval_iters
         self.resume, self.progress = resume, progress and self.is_main
 
-        self.train_loader = make_loader(train_data, batch_size, shuffle=True, drop_last=drop_last, seed=seed,
-                                        rank=acc.process_index, world=acc.num_processes,
-                                        num_workers=num_workers, collate_fn=collate_fn)
+        self.dry_run = dry_run
+        if (train_data is None) == (train_loader is None):
+            raise ValueError("give exactly one of train_data and train_loader")
+        self.train_loader = train_loader if train_loader is not None else make_loader(
+            train_data, batch_size, shuffle=True, drop_last=drop_last, seed=seed,
+            rank=acc.process_index, world=acc.num_processes, num_workers=num_workers, collate_fn=collate_fn)
         self.val_loader = None if val_data is None else make_loader(
             val_data, val_batch_size or batch_size, shuffle=False, rank=acc.process_index,
             world=acc.num_processes, num_workers=num_workers, collate_fn=collate_fn)
@@ -148,7 +153,7 @@ class Runner:
         for name, comp in self.components.items():
             self.bus.register(comp, name)
         self.sinks: list[Sink] = list(sinks or [])
-        if self.is_main and not any(isinstance(s, JsonlSink) for s in self.sinks):
+        if self.is_main and not dry_run and not any(isinstance(s, JsonlSink) for s in self.sinks):
             self.sinks.insert(0, JsonlSink(self.work_dir / "metrics.jsonl"))
         if not self.is_main:
             self.sinks = []
@@ -213,6 +218,10 @@ class Runner:
         self.inner_iter = 0
 
     def _train_step(self, batch: Any, sync: bool) -> None:
+        if self.dry_run:   # schedule preview: the real loop and events, no model, no step
+            if sync:
+                self.fire(Event.AFTER_STEP)
+            return
         model, opt = self.model, self.optimizer
         no_sync = model.no_sync() if (not sync and self._lean and hasattr(model, "no_sync")) \
             else contextlib.nullcontext()
@@ -290,6 +299,8 @@ class Runner:
         }
 
     def _save(self, *names: str) -> None:
+        if self.dry_run:
+            return
         state = self.state_dict()
         if self.is_main:
             for sink in self.sinks:   # rows up to this point are on disk before the checkpoint
