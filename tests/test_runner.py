@@ -230,3 +230,22 @@ def test_iteration_based_run_stops_mid_epoch_and_validates(tmp_path):
     assert r.iter == 12 and r.max_epochs == math.ceil(12 / 5)
     assert vals == [5, 10, 12]
     assert ckpt_io.load(tmp_path / "checkpoints" / "last.pt")["counters"] == {"epoch": 2, "iter": 12, "inner_iter": 2}
+
+
+def test_find_resume_auto_candidates(tmp_path):
+    def touch(p):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x")
+        return p
+
+    old = touch(tmp_path / "outputs/r/t1/checkpoints/last.pt")
+    os.utime(old, (1, 1))
+    new = touch(tmp_path / "outputs/r/t2/checkpoints/last.pt")
+    assert ckpt_io.find_resume("auto", tmp_path / "outputs/r/t3") == new
+    assert ckpt_io.find_resume(None, tmp_path / "outputs/r/t3") is None
+    assert ckpt_io.find_resume("auto", tmp_path / "outputs/other/t1") is None
+    # multirun: the same job subdirectory of an earlier sweep, never another job's
+    a = touch(tmp_path / "multirun/r/s1/lr=0.1/checkpoints/last.pt")
+    touch(tmp_path / "multirun/r/s1/lr=0.2/checkpoints/last.pt")
+    assert ckpt_io.find_resume("auto", tmp_path / "multirun/r/s2/lr=0.1", multirun=True) == a
+    assert ckpt_io.find_resume("auto", tmp_path / "multirun/r/s2/lr=0.3", multirun=True) is None

@@ -68,9 +68,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def find_resume(resume: Optional[str], work_dir: Path) -> Optional[Path]:
+def find_resume(resume: Optional[str], work_dir: Path, multirun: bool = False) -> Optional[Path]:
     """``None``/``""`` → no resume; ``auto`` → the newest ``checkpoints/last.pt`` in
-    ``work_dir`` or, failing that, in its sibling run directories; else a path."""
+    ``work_dir`` or, failing that, in its sibling run directories (``outputs/<name>/*/``;
+    in a Hydra multirun, the same job subdirectory of earlier sweeps); else a path."""
     if not resume:
         return None
     if resume != "auto":
@@ -83,6 +84,8 @@ def find_resume(resume: Optional[str], work_dir: Path) -> Optional[Path]:
     own = work_dir / "checkpoints" / "last.pt"
     if own.is_file():
         return own
-    parent = work_dir.parent
-    candidates = [p for p in parent.glob("*/checkpoints/last.pt") if p.is_file()] if parent.is_dir() else []
+    parent, pattern = work_dir.parent, "*/checkpoints/last.pt"
+    if multirun:
+        parent, pattern = work_dir.parent.parent, f"*/{work_dir.name}/checkpoints/last.pt"
+    candidates = [p for p in parent.glob(pattern) if p.is_file()] if parent.is_dir() else []
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None

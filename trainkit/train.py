@@ -19,7 +19,8 @@ from . import config as C
 log = logging.getLogger("trainkit")
 
 
-def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = None):
+def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = None,
+                 multirun: bool = False):
     """Everything a run needs, built from ``cfg``; the Runner is returned unstarted."""
     import torch
     from accelerate.utils import set_seed
@@ -29,7 +30,7 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
     from .runner import Runner
 
     t = cfg.trainer
-    resume_path = find_resume(t.resume, work_dir)
+    resume_path = find_resume(t.resume, work_dir, multirun)
     if t.resume and resume_path is None:
         log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
     elif resume_path is not None and resume_path.parent.name == "checkpoints":
@@ -64,10 +65,10 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
     return runner
 
 
-def run_config(cfg: DictConfig, work_dir: str | Path) -> Optional[float]:
+def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) -> Optional[float]:
     """Train from a composed config; returns ``metrics[trainer.monitor]`` (or None)."""
     work_dir = Path(work_dir)
-    runner = build_runner(cfg, work_dir)
+    runner = build_runner(cfg, work_dir, multirun=multirun)
     if runner.is_main:
         runner.work_dir.mkdir(parents=True, exist_ok=True)
         (runner.work_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -97,7 +98,10 @@ def _value(x: Any) -> Any:
 def _task(cfg: DictConfig) -> Optional[float]:
     from hydra.core.hydra_config import HydraConfig
 
-    return run_config(cfg, HydraConfig.get().runtime.output_dir)
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    return run_config(cfg, hc.runtime.output_dir, multirun=hc.mode == RunMode.MULTIRUN)
 
 
 def main() -> Any:
