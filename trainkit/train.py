@@ -30,6 +30,7 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
     from .runner import Runner
 
     t = cfg.trainer
+    work_dir = _same_on_all_ranks(work_dir)
     resume_path = find_resume(t.resume, work_dir, multirun)
     if t.resume and resume_path is None:
         log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
@@ -89,6 +90,20 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
     if runner.is_main:
         log.info("%s = %.6g", monitor, value)
     return value
+
+
+def _same_on_all_ranks(work_dir: Path) -> Path:
+    """Under several processes each rank's Hydra may stamp a different run dir: use rank 0's."""
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState(cpu=not torch.cuda.is_available())   # must match the Runner's Accelerator
+    if state.num_processes == 1:
+        return work_dir
+    box = [str(work_dir)]
+    broadcast_object_list(box, from_process=0)
+    return Path(box[0])
 
 
 def _value(x: Any) -> Any:
