@@ -282,6 +282,9 @@ class Runner:
         with torch.no_grad():
             self.metrics = {k: float(v) for k, v in self.evaluator(self).items()}
         self.unwrapped_model.train()
+        if self.is_main and not self.dry_run:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items())
+            log.info("epoch %d, iter %d: %s", self.epoch, self.iter, shown)
         self.fire(Event.AFTER_VAL)
 
     # ------------------------------------------------------------ checkpoints
