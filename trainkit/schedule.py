@@ -45,31 +45,22 @@ class _Recorder:
         self.counters, self.values = array("q"), array("d")
 
     def before_run(self, runner) -> None:
-        self.groups = runner.optimizer.param_groups
-        self.names = list(runner.group_names)
-        self.has_momentum = [get_momentum(g) is not None for g in self.groups]
+        groups = runner.optimizer.param_groups
+        self.groups = groups
+        self.momentum_groups = [g for g in groups if get_momentum(g) is not None]
+        self.keys = [f"lr/{n}" for n in runner.group_names]
+        self.keys += [f"momentum/{n}" for n, g in zip(runner.group_names, groups) if get_momentum(g) is not None]
 
     def after_step(self, runner) -> None:
-        self.counters.append(runner.epoch)
-        self.counters.append(runner.iter)
-        values = self.values
-        for g in self.groups:
-            values.append(g["lr"])
-        for g in self.groups:
-            m = get_momentum(g)
-            values.append(math.nan if m is None else m)
+        self.counters.extend((runner.epoch, runner.iter))
+        self.values.extend([g["lr"] for g in self.groups])
+        self.values.extend([get_momentum(g) for g in self.momentum_groups])
 
     def table(self) -> list[dict[str, Any]]:
-        keys = [(f"lr/{n}", True) for n in self.names]
-        keys += [(f"momentum/{n}", has_m) for n, has_m in zip(self.names, self.has_momentum)]
-        width = len(keys)
-        rows = []
-        for k in range(len(self.counters) // 2):
-            row: dict[str, Any] = {"epoch": self.counters[2 * k], "iter": self.counters[2 * k + 1]}
-            vals = self.values[k * width:(k + 1) * width]
-            row.update((key, v) for (key, keep), v in zip(keys, vals) if keep)
-            rows.append(row)
-        return rows
+        keys, width = self.keys, len(self.keys)
+        counters, values = self.counters.tolist(), self.values.tolist()
+        return [{"epoch": counters[2 * k], "iter": counters[2 * k + 1],
+                 **dict(zip(keys, values[k * width:(k + 1) * width]))} for k in range(len(counters) // 2)]
 
 
 class _TraceEvaluator:
@@ -216,6 +207,7 @@ def iters_per_epoch_from_config(cfg) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> Path:
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
     from . import config as C
 
@@ -226,6 +218,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     C.register()
     with initialize_config_dir(version_base="1.3", config_dir=str(C.CONF_DIR), job_name="schedule"):
         cfg = compose(config_name="config", overrides=overrides)
+    if OmegaConf.is_missing(cfg, "model"):
+        raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
     t0 = time.perf_counter()
     groups = groups_from_config(cfg)
     ipe = int(ours["iters_per_epoch"]) if "iters_per_epoch" in ours else iters_per_epoch_from_config(cfg)
