@@ -81,6 +81,7 @@ G2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "m
     (lambda: LRU.LinearLrInterval(begin=5, end=5), r"end must be an integer larger than begin=5, got end=5"),
     (lambda: LRU.LinearLrInterval(interval=0), r"interval must be a positive integer, got 0"),
     (lambda: LRU.LinearLrInterval(begin=0, end=10, interval=11), r"interval=11 is longer than end - begin = 10"),
+    (lambda: LRU.LinearLrInterval(begin=-1), r"begin must be a non-negative integer, got -1"),
 ])
 def test_bad_arguments_fail_at_build(make, match):
     with pytest.raises(ValueError, match=match):

@@ -33,6 +33,17 @@ def test_siamese_rpn_default_segments_over_20_epochs():
     assert by_epoch[5] == 0.02 and by_epoch[19] == close(0.002)
 
 
+def test_siamese_rpn_default_factors_equal_mmtrack_table():
+    """REF: mmtrack 0.x's own lr_intervals for the default lr_configs (float64 repr, research notes §1.1)."""
+    ref = [0.2, 0.275945932292243, 0.38073078774317576, 0.5253055608807535, 0.7247796636776958, 1.0,
+           0.848342898244072, 0.719685673001152, 0.6105402296585328, 0.5179474679231211, 0.43939705607607915,
+           0.37275937203149406, 0.31622776601683794, 0.2682695795279726, 0.22758459260747887,
+           0.19306977288832505, 0.16378937069540642, 0.13894954943731377, 0.11787686347935876, 0.1]
+    rows = preview(G2, {"lr": {"_target_": L + "SiameseRPNLrUpdater"}}, 20, 1)
+    assert [r["lr/g0"] for r in rows] == [0.02 * f for f in ref]
+    assert [r["lr/g1"] for r in rows] == [0.01 * f for f in ref]
+
+
 def test_siamese_rpn_custom_segments_with_warmup_and_a_shorter_run():
     segs = [{"type": "step", "start_lr_factor": 0.5, "end_lr_factor": 1.0, "end_epoch": 2},
             {"type": "log", "start_lr_factor": 1.0, "end_lr_factor": 0.01, "end_epoch": 5}]
@@ -100,6 +111,27 @@ def test_linear_lr_interval_cyclegan_shape_absolute_values_and_begin_glitch():
             v = 2e-4 + (0.0 - 2e-4) * (((p - 40) // 4) / 10)
             expected = (v, v)                          # absolute: the same for every group
         assert (r["lr/g"], r["lr/d"]) == (close(expected[0]), close(expected[1])), r
+
+
+@pytest.mark.parametrize("begin,expected", [
+    (4, [2e-4] * 4 + [4e-8] + [2e-4] * 2 + [1.5e-4] * 2 + [1e-4] * 2 + [5e-5] * 3),
+    (0, [4e-8] + [2e-4] * 2 + [v for v in (1.6667e-4, 1.3333e-4, 1e-4, 6.6667e-5, 3.3333e-5) for _ in (0, 1)]
+     + [3.3333e-5]),
+])
+def test_linear_lr_interval_reference_runs(begin, expected):
+    """REF: a real mmengine Runner (research notes §3): base 2e-4, start 2e-4, end_factor 0, end 12, interval 2."""
+    rows = lli([{"name": "g", "lr": 2e-4}], 14, 1, start_factor=2e-4, end_factor=0.0, begin=begin, end=12,
+               by_epoch=True, interval=2)
+    assert [r["lr/g"] for r in rows] == [pytest.approx(v, rel=2e-4) for v in expected]
+
+
+def test_linear_lr_interval_end_defaults_to_the_run_length():
+    """mmengine's Runner fills a missing `end` with max_iters (by iteration) / max_epochs."""
+    rows = lli([{"name": "g", "lr": 1.0}], 2, 5, start_factor=1.0, end_factor=0.0, by_epoch=False)
+    assert [r["lr/g"] for r in rows] == [1.0] + [close(1 - (i - 1) / 10) for i in range(1, 10)]
+    with pytest.raises(ValueError, match=r"end must be an integer larger than begin=20, got end=10 "
+                                         r"\(end defaults to the run's length\)"):
+        lli([{"name": "g", "lr": 1.0}], 2, 5, begin=20, by_epoch=False)
 
 
 def test_linear_lr_interval_by_epoch():

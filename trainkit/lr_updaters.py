@@ -136,9 +136,6 @@ def lr_config(policy: str, **kwargs: Any) -> Updater:
     return by_policy(policy, POLICIES, "lr")(**kwargs)
 
 
-INF = int(1e9)   # mmengine's default ``end``
-
-
 class LinearLrInterval:
     """mmagic's ``LinearLrInterval`` (an mmengine ``LinearLR``), with mmengine's timing.
 
@@ -152,35 +149,46 @@ class LinearLrInterval:
       (an absolute lr, not a multiple of the group's lr), with
       ``k = max(0, p − begin) // interval`` and ``K = (end − begin) // interval``.
 
-    Outside ``[begin, end)`` nothing is written. Here: ``before_run`` writes the value in
-    effect at the run's position (the construction step on a fresh run), ``after_iter`` /
-    ``after_epoch`` (priority 70, mmengine's ``ParamSchedulerHook``) take the steps.
+    Outside ``[begin, end)`` nothing is written. ``end`` defaults to the run's length
+    (``max_epochs`` or ``max_iters``), as mmengine's Runner fills it in. Here:
+    ``before_run`` writes the value in effect at the run's position (the construction
+    step on a fresh run), ``after_iter`` / ``after_epoch`` (priority 70, mmengine's
+    ``ParamSchedulerHook``) take the steps.
     """
 
     priority = Priority.LOW
 
     def __init__(self, start_factor: float = 1.0 / 3, end_factor: float = 1.0, begin: int = 0,
-                 end: int = INF, by_epoch: bool = True, interval: int = 1):
+                 end: Optional[int] = None, by_epoch: bool = True, interval: int = 1):
         self.start_factor = P.number("start_factor", start_factor, low=0.0, high=1.0)
         self.end_factor = P.number("end_factor", end_factor, low=0.0, high=1.0)
         if isinstance(begin, bool) or not isinstance(begin, int) or begin < 0:
             raise ValueError(f"begin must be a non-negative integer, got {begin!r}")
-        if isinstance(end, bool) or not isinstance(end, int) or end <= begin:
-            raise ValueError(f"end must be an integer larger than begin={begin}, got end={end!r}")
         self.interval = P.positive_int("interval", interval)
-        self.periods = (end - begin) // interval
-        if self.periods < 1:
-            raise ValueError(f"interval={interval} is longer than end - begin = {end - begin}")
         self.begin, self.end, self.by_epoch = begin, end, bool(by_epoch)
+        if end is not None:
+            self._check_end(end)
         self.base: list[float] = []
+        self._end, self._periods = 0, 1
+
+    def _check_end(self, end: Any, note: str = "") -> None:
+        if isinstance(end, bool) or not isinstance(end, int) or end <= self.begin:
+            raise ValueError(f"end must be an integer larger than begin={self.begin}, got end={end!r}{note}")
+        if (end - self.begin) // self.interval < 1:
+            raise ValueError(f"interval={self.interval} is longer than end - begin = {end - self.begin}{note}")
 
     def before_run(self, runner) -> None:
+        end = self.end
+        if end is None:
+            end = runner.max_epochs if self.by_epoch else runner.max_iters
+            self._check_end(end, " (end defaults to the run's length)")
+        self._end, self._periods = end, (end - self.begin) // self.interval
         groups = runner.optimizer.param_groups
         for g in groups:
             g.setdefault("initial_lr", g["lr"])
         self.base = [g["initial_lr"] for g in groups]
         done = runner.epoch if self.by_epoch else runner.iter
-        last = min(done, self.end - 1)       # the last step taken so far
+        last = min(done, self._end - 1)       # the last step taken so far
         if last >= self.begin:
             write_lrs(groups, self._value(last))
 
@@ -193,14 +201,14 @@ class LinearLrInterval:
             self._step(runner, runner.epoch + 1)
 
     def _step(self, runner, g: int) -> None:
-        if self.begin <= g < self.end:
+        if self.begin <= g < self._end:
             write_lrs(runner.optimizer.param_groups, self._value(g))
 
     def _value(self, g: int) -> list[float]:
         if g == self.begin:
             return [b * self.start_factor for b in self.base]
         k = max(0, g - 1 - self.begin) // self.interval
-        lr = self.start_factor + (self.end_factor - self.start_factor) * (k / self.periods)
+        lr = self.start_factor + (self.end_factor - self.start_factor) * (k / self._periods)
         return [lr] * len(self.base)
 
     def state_dict(self) -> dict[str, Any]:
