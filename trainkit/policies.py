@@ -407,11 +407,11 @@ class OneCycle:
         anneal = self.anneal
 
         def values(i: int) -> list[float]:
-            for end, start, length, pairs in phases:
+            for end, start, length, pairs in phases:   # the first phase with i <= end (i < steps always)
                 if i <= end:
-                    f = (i - start) / length
-                    return [anneal(a, z, f) for a, z in pairs]
-            raise ValueError(f"iteration {i} is past total_steps={steps}")
+                    break
+            f = (i - start) / length
+            return [anneal(a, z, f) for a, z in pairs]
         return values
 
 
@@ -442,14 +442,14 @@ class OneCycleMomentum:
         for end, pp in zip(ends, pairs):
             phases.append((end, start, end - start, pp))
             start = end
-        anneal, last = self.anneal, len(phases) - 1
+        anneal = self.anneal
 
         def values(i: int) -> list[float]:
-            for k, (end, start, length, pp) in enumerate(phases):
-                if i <= end or k == last:
-                    f = (i - start) / length
-                    return [anneal(a, z, f) for a, z in pp]
-            raise AssertionError("unreachable")
+            for end, start, length, pp in phases:      # the first phase with i <= end, else the last
+                if i <= end:
+                    break
+            f = (i - start) / length
+            return [anneal(a, z, f) for a, z in pp]
         return values
 
 
