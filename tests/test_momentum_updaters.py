@@ -1,0 +1,121 @@
+"""mmcv 1.x momentum updaters on SGD ``momentum`` and Adam/AdamW ``betas[0]``.
+
+REF values: the real mmcv v1.7.2 runner's output for the same config (notes §6, exact);
+other expectations are closed forms written here.
+"""
+import math
+
+import pytest
+import torch
+
+from trainkit.data import CountingLoader
+from trainkit.momentum_updaters import CosineAnnealingMomentumUpdater, momentum_config
+from trainkit.runner import Runner
+from trainkit.schedule import preview
+
+M = "trainkit.momentum_updaters."
+SGD2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "momentum": 0.8}]
+
+
+def close(x):
+    return pytest.approx(x, rel=1e-12, abs=0)
+
+
+def moms(node, epochs, ipe, groups=SGD2, **kw):
+    return preview(groups, {"m": node, **kw.pop("extra", {})}, epochs, ipe, **kw)
+
+
+def test_step_momentum_with_linear_warmup_divides():
+    """Warmup divides: regular / (1 - k), so momentum starts at 0.9 / 0.5 = 1.8 (> 1, as in mmcv)."""
+    rows = moms({"_target_": M + "StepMomentumUpdater", "step": [2], "gamma": 0.5, "warmup": "linear",
+                 "warmup_iters": 2, "warmup_ratio": 0.5}, 3, 2)
+    assert [r["momentum/g0"] for r in rows] == [1.8, close(1.2), 0.9, 0.9, 0.45, 0.45]   # REF
+    assert [r["momentum/g1"] for r in rows] == [close(v) for v in (1.6, 0.8 / 0.75, 0.8, 0.8, 0.4, 0.4)]
+
+
+def test_step_momentum_floor_and_int_step_by_iter():
+    rows = moms({"_target_": M + "StepMomentumUpdater", "step": 2, "by_epoch": False, "min_momentum": 0.3},
+                1, 6)
+    assert [r["momentum/g0"] for r in rows] == [0.9, 0.9, 0.45, 0.45, 0.3, 0.3]
+    assert [r["momentum/g1"] for r in rows] == [0.8, 0.8, 0.4, 0.4, 0.3, 0.3]
+
+
+def test_cosine_momentum_by_epoch_anneals_upwards_with_a_ratio_above_one():
+    rows = moms({"_target_": M + "momentum_config", "policy": "CosineAnnealing", "min_momentum_ratio": 0.99 / 0.9},
+                4, 2)
+    for r in rows:
+        for g, b in (("g0", 0.9), ("g1", 0.8)):
+            t = b * (0.99 / 0.9)
+            assert r[f"momentum/{g}"] == close(t + 0.5 * (b - t) * (1 + math.cos(math.pi * r["epoch"] / 4)))
+
+
+def test_linear_annealing_momentum_reference():
+    rows = moms({"_target_": M + "LinearAnnealingMomentumUpdater", "min_momentum": 0.99}, 4, 1)
+    assert [r["momentum/g0"] for r in rows] == [0.9, 0.9225, 0.9450000000000001, 0.9675]   # REF
+    assert [r["momentum/g1"] for r in rows] == [close(0.8 + 0.19 * e / 4) for e in range(4)]
+
+
+def test_cyclic_momentum_on_adamw_betas_reference():
+    """REF table C (mmdet3d): beta1 0.95 -> 0.85 over the first 40 iterations, back over 60."""
+    groups = [{"name": "g0", "lr": 1e-3, "betas": (0.95, 0.99)}]
+    rows = moms({"_target_": M + "momentum_config", "policy": "cyclic", "target_ratio": [0.85 / 0.95, 1],
+                 "cyclic_times": 1, "step_ratio_up": 0.4}, 10, 10, groups=groups)
+    ref = {0: 0.95, 1: 0.9498458666866564, 20: 0.8999999999999999, 39: 0.8501541333133436, 40: 0.85,
+           41: 0.8500685232622713, 70: 0.8999999999999999, 99: 0.9499314767377286}
+    for it, v in ref.items():
+        assert rows[it]["momentum/g0"] == v
+
+
+def test_one_cycle_momentum_reference_ignores_the_groups_momentum():
+    """REF table D: defaults (0.85, 0.95, pct .3, cos), 100 iterations."""
+    rows = moms({"_target_": M + "OneCycleMomentumUpdater"}, 10, 10)
+    ref = {0: 0.95, 1: 0.9497068978577179, 14: 0.9027069454292709, 29: 0.85, 30: 0.8500503466729342,
+           50: 0.8706107373853763, 99: 0.95}
+    for it, v in ref.items():
+        assert rows[it]["momentum/g0"] == rows[it]["momentum/g1"] == v
+
+
+def test_one_cycle_momentum_per_group_three_phase_linear():
+    rows = moms({"_target_": M + "OneCycleMomentumUpdater", "base_momentum": [0.8, 0.7],
+                 "max_momentum": [0.9, 0.95], "three_phase": True, "anneal_strategy": "linear",
+                 "pct_start": 0.25}, 1, 20)
+    # ends: 0.25*20-1 = 4, 2*0.25*20-2 = 8, 19
+    for r in rows:
+        i = r["iter"]
+        for g, lo, hi in (("g0", 0.8, 0.9), ("g1", 0.7, 0.95)):
+            if i <= 4:
+                v = hi + (lo - hi) * i / 4
+            elif i <= 8:
+                v = lo + (hi - lo) * (i - 4) / 4
+            else:
+                v = hi
+            assert r[f"momentum/{g}"] == close(v), (i, g)
+
+
+def test_adam_beta1_is_driven_and_beta2_kept_through_a_runner():
+    """A real AdamW in a Runner: the updater writes betas[0] and leaves betas[1] alone."""
+    model = torch.nn.Linear(2, 2)
+    opt = torch.optim.AdamW([{"params": [model.weight], "name": "w", "betas": (0.9, 0.999)},
+                             {"params": [model.bias], "name": "b", "betas": (0.8, 0.99)}], lr=1e-3)
+    seen = []
+
+    class Rec:
+        priority = 100
+
+        def after_step(self, runner):
+            seen.append([tuple(g["betas"]) for g in runner.optimizer.param_groups])
+
+    upd = CosineAnnealingMomentumUpdater(min_momentum=0.5, by_epoch=False)
+    Runner(model, opt, train_loader=CountingLoader(4), dry_run=True, max_epochs=1, progress=False,
+           components={"m": upd, "rec": Rec()}).run()
+    for i, row in enumerate(seen):
+        c = 1 + math.cos(math.pi * i / 4)
+        assert row[0] == (close(0.5 + 0.5 * 0.4 * c), 0.999)
+        assert row[1] == (close(0.5 + 0.5 * 0.3 * c), 0.99)
+    assert opt.param_groups[0]["initial_momentum"] == 0.9 and opt.param_groups[1]["initial_momentum"] == 0.8
+
+
+def test_momentum_config_accepts_mmcv_policy_spellings():
+    for name in ("cyclic", "Cyclic", "OneCycle", "onecycle", "cosine_annealing", "LinearAnnealing"):
+        kwargs = {"min_momentum": 0.5} if "nnealing" in name else {}
+        assert type(momentum_config(name, **kwargs)).__name__.endswith("MomentumUpdater")

@@ -1,0 +1,145 @@
+"""mmtrack's SiameseRPN lr updater and mmagic's LinearLrInterval, through the real Runner.
+
+Expected values are closed forms derived here from the references' definitions:
+SiameseRPN step segment = geometric from start to end (end excluded), log segment =
+log-uniform from start to end (both included); LinearLrInterval = mmengine's scheduler
+stepped at construction and after every iteration/epoch.
+"""
+import copy
+import math
+
+import pytest
+
+from trainkit import policies
+from trainkit.lr_updaters import SiameseRPNLrUpdater
+from trainkit.schedule import preview
+
+G2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "momentum": 0.9}]
+L = "trainkit.lr_updaters."
+
+
+def close(x):
+    return pytest.approx(x, rel=1e-12, abs=0)
+
+
+def test_siamese_rpn_default_segments_over_20_epochs():
+    rows = preview(G2, {"lr": {"_target_": L + "SiameseRPNLrUpdater"}}, 20, 3)
+    for r in rows:
+        e = r["epoch"]
+        # epochs 0..4: 0.2 -> 1.0 geometrically (1.0 itself not reached); 5..19: 1 -> 0.1 log-uniform
+        factor = 0.2 * 5 ** (e / 5) if e < 5 else 10 ** (-(e - 5) / 14)
+        assert r["lr/g0"] == close(0.02 * factor) and r["lr/g1"] == close(0.01 * factor), r
+    by_epoch = {r["epoch"]: r["lr/g0"] for r in rows}
+    assert by_epoch[5] == 0.02 and by_epoch[19] == close(0.002)
+
+
+def test_siamese_rpn_default_factors_equal_mmtrack_table():
+    """REF: mmtrack 0.x's own lr_intervals for the default lr_configs (float64 repr, research notes §1.1)."""
+    ref = [0.2, 0.275945932292243, 0.38073078774317576, 0.5253055608807535, 0.7247796636776958, 1.0,
+           0.848342898244072, 0.719685673001152, 0.6105402296585328, 0.5179474679231211, 0.43939705607607915,
+           0.37275937203149406, 0.31622776601683794, 0.2682695795279726, 0.22758459260747887,
+           0.19306977288832505, 0.16378937069540642, 0.13894954943731377, 0.11787686347935876, 0.1]
+    rows = preview(G2, {"lr": {"_target_": L + "SiameseRPNLrUpdater"}}, 20, 1)
+    assert [r["lr/g0"] for r in rows] == [0.02 * f for f in ref]
+    assert [r["lr/g1"] for r in rows] == [0.01 * f for f in ref]
+
+
+def test_siamese_rpn_custom_segments_with_warmup_and_a_shorter_run():
+    segs = [{"type": "step", "start_lr_factor": 0.5, "end_lr_factor": 1.0, "end_epoch": 2},
+            {"type": "log", "start_lr_factor": 1.0, "end_lr_factor": 0.01, "end_epoch": 5}]
+    node = {"_target_": L + "lr_config", "policy": "SiameseRPN", "lr_configs": segs, "warmup": "linear",
+            "warmup_iters": 2, "warmup_ratio": 0.5}
+    rows = preview(G2, {"lr": node}, 4, 2)
+    factors = [0.5, 0.5 * math.sqrt(2), 1.0, 0.1]
+    for r in rows:
+        f = factors[r["epoch"]] * (1 - (1 - r["iter"] / 2) * 0.5 if r["iter"] < 2 else 1)
+        assert r["lr/g0"] == close(0.02 * f) and r["lr/g1"] == close(0.01 * f)
+
+
+def test_siamese_rpn_never_mutates_its_segments():
+    before = copy.deepcopy(policies.DEFAULT_SIAMESE_SEGMENTS)
+    segs = [{"type": "step", "start_lr_factor": 0.2, "end_lr_factor": 1.0, "end_epoch": 5}]
+    mine = copy.deepcopy(segs)
+    for _ in range(2):
+        SiameseRPNLrUpdater()
+        SiameseRPNLrUpdater(lr_configs=segs)
+    assert policies.DEFAULT_SIAMESE_SEGMENTS == before and segs == mine
+
+
+def test_siamese_rpn_schedule_shorter_than_the_run_fails_before_the_first_iteration():
+    seen = []
+
+    class Probe:
+        def before_iter(self, runner):
+            seen.append(runner.iter)
+
+    with pytest.raises(ValueError, match=r"lr_configs cover epochs 0\.\.19 but the run has 21 epochs"):
+        preview(G2, {"lr": {"_target_": L + "SiameseRPNLrUpdater"}, "probe": Probe()}, 21, 2)
+    assert seen == []
+
+
+# ------------------------------------------------------------------ LinearLrInterval
+def lli(groups, epochs, ipe, **cfg):
+    return preview(groups, {"lr": {"_target_": L + "LinearLrInterval", **cfg}}, epochs, ipe)
+
+
+def test_linear_lr_interval_mmagic_unit_test_scenario():
+    """mmagic's own test: lr 1, start 1, end 0, begin 0, end 10, by iteration. The value written after
+    scheduler step s is linspace(1, 0, 11)[s]; the first value is applied at construction."""
+    rows = lli([{"name": "g", "lr": 1.0}], 1, 12, start_factor=1.0, end_factor=0.0, begin=0, end=10,
+               by_epoch=False, interval=1)
+    targets = [1 - s / 10 for s in range(11)]
+    got = [r["lr/g"] for r in rows]
+    assert got[0] == 1.0                                        # construction: lr * start_factor
+    assert got[1:10] == [close(targets[s]) for s in range(9)]   # iteration s+1 uses step s's value
+    assert got[10:] == [close(targets[8])] * 2                  # no step at or after `end`: frozen
+
+
+def test_linear_lr_interval_cyclegan_shape_absolute_values_and_begin_glitch():
+    """cyclegan's config scaled down 1000x: lr 2e-4, start_factor 2e-4 (an absolute lr), end_factor 0,
+    begin 40, end 80, interval 4, by iteration; two groups with different lrs."""
+    groups = [{"name": "g", "lr": 2e-4, "betas": (0.5, 0.999)}, {"name": "d", "lr": 1e-4, "betas": (0.5, 0.999)}]
+    rows = lli(groups, 10, 10, start_factor=2e-4, end_factor=0.0, begin=40, end=80, by_epoch=False, interval=4)
+    for r in rows:
+        i = r["iter"]
+        if i < 40:
+            expected = (2e-4, 1e-4)                    # untouched before begin
+        elif i == 40:
+            expected = (2e-4 * 2e-4, 1e-4 * 2e-4)      # step g == begin: the group's lr x start_factor
+        else:
+            p = min(i, 79) - 1                         # iteration index when the in-effect step was taken
+            v = 2e-4 + (0.0 - 2e-4) * (((p - 40) // 4) / 10)
+            expected = (v, v)                          # absolute: the same for every group
+        assert (r["lr/g"], r["lr/d"]) == (close(expected[0]), close(expected[1])), r
+
+
+@pytest.mark.parametrize("begin,expected", [
+    (4, [2e-4] * 4 + [4e-8] + [2e-4] * 2 + [1.5e-4] * 2 + [1e-4] * 2 + [5e-5] * 3),
+    (0, [4e-8] + [2e-4] * 2 + [v for v in (1.6667e-4, 1.3333e-4, 1e-4, 6.6667e-5, 3.3333e-5) for _ in (0, 1)]
+     + [3.3333e-5]),
+])
+def test_linear_lr_interval_reference_runs(begin, expected):
+    """REF: a real mmengine Runner (research notes §3): base 2e-4, start 2e-4, end_factor 0, end 12, interval 2."""
+    rows = lli([{"name": "g", "lr": 2e-4}], 14, 1, start_factor=2e-4, end_factor=0.0, begin=begin, end=12,
+               by_epoch=True, interval=2)
+    assert [r["lr/g"] for r in rows] == [pytest.approx(v, rel=2e-4) for v in expected]
+
+
+def test_linear_lr_interval_end_defaults_to_the_run_length():
+    """mmengine's Runner fills a missing `end` with max_iters (by iteration) / max_epochs."""
+    rows = lli([{"name": "g", "lr": 1.0}], 2, 5, start_factor=1.0, end_factor=0.0, by_epoch=False)
+    assert [r["lr/g"] for r in rows] == [1.0] + [close(1 - (i - 1) / 10) for i in range(1, 10)]
+    with pytest.raises(ValueError, match=r"end must be an integer larger than begin=20, got end=10 "
+                                         r"\(end defaults to the run's length\)"):
+        lli([{"name": "g", "lr": 1.0}], 2, 5, begin=20, by_epoch=False)
+
+
+def test_linear_lr_interval_by_epoch():
+    rows = lli(G2, 6, 2, start_factor=0.5, end_factor=0.1, begin=1, end=5, by_epoch=True, interval=2)
+    by_epoch = {r["epoch"]: (r["lr/g0"], r["lr/g1"]) for r in rows}
+    assert by_epoch[0] == (0.02, 0.01)
+    assert by_epoch[1] == (0.01, 0.005)                       # begin: base x start_factor
+    k_of = {2: 0, 3: 0, 4: 1, 5: 1}                          # ((e - 1) - begin) // interval, frozen after end
+    for e, k in k_of.items():
+        v = 0.5 + (0.1 - 0.5) * (k / 2)
+        assert by_epoch[e] == (close(v), close(v)), e

@@ -1,0 +1,244 @@
+"""Schedule preview: every iteration's lr and momentum of every param group, without training.
+
+``preview(groups, components, epochs, iters_per_epoch)`` runs the real components on
+the real event bus: a :class:`~trainkit.runner.Runner` in ``dry_run`` mode (no model
+step) over a :class:`~trainkit.data.CountingLoader`, with a recorder that reads each
+group's lr and momentum at ``after_step``, i.e. the values ``optimizer.step()`` would use.
+
+Command line (the same Hydra config as ``trainkit.train``)::
+
+    python -m trainkit.schedule +recipe=NAME [overrides] [out=DIR] [format=csv|json]
+        [iters_per_epoch=N] [metric_trace=FILE.json]
+
+writes ``schedule.csv`` (or ``.json``) and ``schedule.png`` into ``out``
+(default ``outputs/<name>/schedule``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from array import array
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+
+from .events import Priority
+from .optim import get_momentum
+
+RECORDER = "_schedule_recorder"
+
+
+class _Recorder:
+    """Captures epoch, iter and every group's lr and momentum after each optimizer step.
+
+    Values go into flat float arrays (no container per step: a preview makes
+    tens of thousands of steps, and per-step containers would keep Python's
+    cyclic garbage collector busy)."""
+
+    priority = Priority.LOWEST
+
+    def __init__(self) -> None:
+        self.counters, self.values = array("q"), array("d")
+
+    def before_run(self, runner) -> None:
+        groups = runner.optimizer.param_groups
+        self.groups = groups
+        self.momentum_groups = [g for g in groups if get_momentum(g) is not None]
+        self.keys = [f"lr/{n}" for n in runner.group_names]
+        self.keys += [f"momentum/{n}" for n, g in zip(runner.group_names, groups) if get_momentum(g) is not None]
+
+    def after_step(self, runner) -> None:
+        self.counters.extend((runner.epoch, runner.iter))
+        self.values.extend([g["lr"] for g in self.groups])
+        self.values.extend([get_momentum(g) for g in self.momentum_groups])
+
+    def table(self) -> list[dict[str, Any]]:
+        keys, width = self.keys, len(self.keys)
+        counters, values = self.counters.tolist(), self.values.tolist()
+        return [{"epoch": counters[2 * k], "iter": counters[2 * k + 1],
+                 **dict(zip(keys, values[k * width:(k + 1) * width]))} for k in range(len(counters) // 2)]
+
+
+class _TraceEvaluator:
+    """Validation metrics replayed from ``{name: [value per validation]}``."""
+
+    def __init__(self, trace: Mapping[str, Sequence[float]]):
+        self.trace = {k: list(v) for k, v in trace.items()}
+        self.calls = 0
+
+    def __call__(self, runner) -> dict[str, float]:
+        self.calls += 1
+        return {k: float(v[self.calls - 1]) for k, v in self.trace.items()}
+
+
+class _Dummy(torch.nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.p = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(())) for _ in range(n))
+
+
+def _build_components(components: Mapping[str, Any]) -> dict[str, Any]:
+    from .config import build
+
+    built = {}
+    for name, node in components.items():
+        if node is None:
+            continue
+        is_node = isinstance(node, Mapping) and "_target_" in node   # dict or DictConfig
+        built[name] = build(node, f"components.{name}") if is_node else node
+    return built
+
+
+def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], epochs: Optional[int] = None,
+            iters_per_epoch: int = 1, metric_trace: Optional[Mapping[str, Sequence[float]]] = None, *,
+            max_iters: Optional[int] = None) -> list[dict[str, Any]]:
+    """One row per optimizer step: ``epoch``, ``iter``, ``lr/<group>`` and ``momentum/<group>``.
+
+    ``groups``: param-group hyper-parameters, e.g. ``{"name": "head", "lr": 0.1, "momentum": 0.9}``
+    (``betas`` for Adam-style groups). ``components``: name → config node with ``_target_`` (as in
+    a recipe's ``components``) or an already built component. Give ``epochs`` or ``max_iters``.
+    ``metric_trace``: ``{metric: [value after epoch 1, 2, ...]}`` served as validation results
+    after every epoch (for components that react to metrics).
+    """
+    from .data import CountingLoader
+    from .runner import Runner
+
+    if not groups:
+        raise ValueError("preview needs at least one param group")
+    n_val = epochs if epochs is not None else math.ceil((max_iters or 0) / iters_per_epoch)
+    for name, values in (metric_trace or {}).items():
+        if len(values) < n_val:
+            raise ValueError(f"metric_trace[{name!r}] has {len(values)} values but the run validates "
+                             f"{n_val} times (once per epoch)")
+    model = _Dummy(len(groups))
+    param_groups = []
+    for i, (spec, p) in enumerate(zip(groups, model.p)):
+        spec = dict(spec)
+        if "lr" not in spec:
+            raise ValueError(f"param group {i} ({spec.get('name', '?')}) has no 'lr'")
+        spec.pop("params", None)
+        param_groups.append({"params": [p], **spec})
+    optimizer = torch.optim.Optimizer(param_groups, {})
+    recorder = _Recorder()
+    built = _build_components(components)
+    if RECORDER in built:
+        raise ValueError(f"component name {RECORDER!r} is reserved")
+    runner = Runner(model, optimizer, train_loader=CountingLoader(iters_per_epoch), dry_run=True,
+                    components={**built, RECORDER: recorder}, max_epochs=epochs, max_iters=max_iters,
+                    evaluator=_TraceEvaluator(metric_trace) if metric_trace else None, progress=False)
+    runner.run()
+    return recorder.table()
+
+
+# ------------------------------------------------------------------ output
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch", "iter"])
+        writer.writeheader()
+        writer.writerows(rows)    # floats are written with repr: they read back exactly
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
+    """lr and momentum against iteration, one curve per group."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lr_keys = [k for k in rows[0] if k.startswith("lr/")]
+    mom_keys = [k for k in rows[0] if k.startswith("momentum/")]
+    panels = [("lr", lr_keys)] + ([("momentum", mom_keys)] if mom_keys else [])
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    x = [r["iter"] for r in rows]
+    for ax, (label, keys) in zip(axes[:, 0], panels):
+        for k in keys:
+            ax.plot(x, [r[k] for r in rows], label=k.split("/", 1)[1], linewidth=1.2)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if len(keys) <= 12:
+            ax.legend(fontsize=8, loc="best")
+    axes[-1, 0].set_xlabel("iteration")
+    if title:
+        axes[0, 0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------- CLI
+OPTIONS = ("out", "format", "iters_per_epoch", "metric_trace")
+
+
+def _split_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    ours, overrides = {}, []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in OPTIONS:
+            ours[key] = value
+        else:
+            overrides.append(arg)
+    return ours, overrides
+
+
+def groups_from_config(cfg) -> list[dict[str, Any]]:
+    """The param groups (hyper-parameters only) the recipe's model and optimizer give."""
+    from . import config as C
+    from .optim import build_optimizer, group_names
+
+    model = C.build(cfg.model, "model")
+    factory = C.build(cfg.optimizer, "optimizer", _partial_=True)
+    optimizer = build_optimizer(model, factory, C.build(cfg.param_groups, "param_groups"))
+    names = group_names(optimizer)
+    return [{**{k: v for k, v in g.items() if k != "params"}, "name": n}
+            for g, n in zip(optimizer.param_groups, names)]
+
+
+def iters_per_epoch_from_config(cfg) -> int:
+    from . import config as C
+
+    n = len(C.build(cfg.data, "data").train)
+    bs = cfg.trainer.batch_size
+    return n // bs if cfg.trainer.drop_last else math.ceil(n / bs)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from . import config as C
+
+    ours, overrides = _split_args(sys.argv[1:] if argv is None else argv)
+    fmt = ours.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"format={fmt!r} is not valid; allowed: csv, json")
+    C.register()
+    with initialize_config_dir(version_base="1.3", config_dir=str(C.CONF_DIR), job_name="schedule"):
+        cfg = compose(config_name="config", overrides=overrides)
+    if OmegaConf.is_missing(cfg, "model"):
+        raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
+    t0 = time.perf_counter()
+    groups = groups_from_config(cfg)
+    ipe = int(ours["iters_per_epoch"]) if "iters_per_epoch" in ours else iters_per_epoch_from_config(cfg)
+    trace = json.loads(Path(ours["metric_trace"]).read_text()) if "metric_trace" in ours else None
+    components = {k: v for k, v in (cfg.components or {}).items()}
+    rows = preview(groups, components, cfg.trainer.max_epochs, ipe, trace, max_iters=cfg.trainer.max_iters)
+    out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / f"schedule.{fmt}"
+    if fmt == "csv":
+        write_csv(rows, table)
+    else:
+        table.write_text(json.dumps(rows))
+    plot(rows, out / "schedule.png", title=f"{cfg.name}: {len(groups)} groups, {len(rows)} iterations")
+    print(f"schedule of {cfg.name}: {len(rows)} iterations x {len(groups)} param groups "
+          f"({ipe} iters/epoch) in {time.perf_counter() - t0:.2f} s")
+    print(f"  table: {table}\n  plot:  {out / 'schedule.png'}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
