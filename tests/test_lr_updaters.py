@@ -283,8 +283,8 @@ def test_one_cycle_equals_torch_one_cycle_lr(three_phase, anneal):
 
 
 # ------------------------------------------------------------------- hook point
-def test_every_lr_write_honours_the_group_lr_scale():
-    groups = [{"name": "g0", "lr": 0.02, "lr_scale": 0.5}, {"name": "g1", "lr": 0.01}]
+def test_every_lr_write_honours_the_group_lr_factor():
+    groups = [{"name": "g0", "lr": 0.02, "lr_factor": 0.5}, {"name": "g1", "lr": 0.01}]
     rows = lr_rows({"_target_": L + "StepLrUpdater", "step": [1], "gamma": 0.1, "by_epoch": False}, 1, 2,
                    groups=groups)
     assert [(r["lr/g0"], r["lr/g1"]) for r in rows] == [(0.01, 0.01), (close(0.001), close(0.001))]

@@ -25,19 +25,19 @@ from .events import Priority
 from .optim import get_momentum, set_momentum
 from .policies import WARMUPS, check_choice, number, warmup_factor
 
-LR_SCALE = "lr_scale"
+LR_FACTOR = "lr_factor"
 
 
 def write_lrs(groups: list[dict], values: list[float]) -> None:
     """The one place where trainkit's schedule components write ``group["lr"]``:
-    ``lr = value × group.get("lr_scale", 1)``.
+    ``lr = value × group.get("lr_factor", 1)``.
 
-    ``lr_scale`` is the hook for a component that rescales whatever schedule runs
-    (the plateau reducer): it sets ``group["lr_scale"]`` and every later write
+    ``lr_factor`` is the hook for a component that rescales whatever schedule runs
+    (the plateau reducer): it sets ``group["lr_factor"]`` and every later write
     honours it. It lives in the param group, so optimizer checkpoints keep it.
     """
     for g, v in zip(groups, values):
-        g["lr"] = v * g.get(LR_SCALE, 1.0)
+        g["lr"] = v * g.get(LR_FACTOR, 1.0)
 
 
 def write_momentums(groups: list[dict], values: list[float]) -> None:
