@@ -86,7 +86,7 @@ def accelerate_loop(iters: int) -> float:
     return (time.perf_counter() - t0) / iters * 1e6
 
 
-def trainkit_loop(iters: int, components=None, sinks=None) -> float:
+def trainkit_loop(iters: int, components=None, sinks=None, log_interval: int = 10) -> float:
     from trainkit.runner import Runner
 
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def trainkit_loop(iters: int, components=None, sinks=None) -> float:
     with tempfile.TemporaryDirectory() as d:
         runner = Runner(model, opt, make_data(), batch_size=64, max_iters=iters, work_dir=d,
                         progress=False, components=components or {}, sinks=sinks,
-                        checkpoint_interval=10**9)
+                        checkpoint_interval=10**9, log_interval=log_interval)
         runner._save = lambda *a: None   # time the loop, not checkpoint writing
         t0 = time.perf_counter()
         runner.run()
@@ -121,7 +121,7 @@ def extra_variants() -> dict:
         def with_schedule(iters):
             comp = {"lr": CosineAnnealingLrUpdater(by_epoch=False, min_lr_ratio=0.01, warmup="linear",
                                                    warmup_iters=100, warmup_ratio=0.001)}
-            return trainkit_loop(iters, components=comp)
+            return trainkit_loop(iters, components=comp, log_interval=1)
         out["trainkit + cosine/warmup, log every step"] = with_schedule
     except ImportError:
         pass
