@@ -93,7 +93,7 @@ def build(node: Any, key: str, **kwargs: Any) -> Any:
     if node is None:
         return None
     try:
-        return instantiate(node, **kwargs)
+        return instantiate(node, _convert_="all", **kwargs)
     except Exception as e:  # hydra wraps the real error; keep its message, add the key
         target = node.get("_target_", "?") if isinstance(node, (dict, DictConfig)) else "?"
         raise ValueError(f"config key '{key}' (_target_ {target}): {_root_message(e)}") from e
