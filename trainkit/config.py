@@ -56,6 +56,7 @@ class TrainerConfig:
     progress: bool = True
     monitor: Optional[str] = None
     print_events: bool = False
+    num_threads: Optional[int] = None
 
 
 @dataclass

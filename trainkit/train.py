@@ -36,6 +36,8 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
         log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
     elif resume_path is not None and resume_path.parent.name == "checkpoints":
         work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
     set_seed(cfg.seed)
     data = C.build(cfg.data, "data")
     model = C.build(cfg.model, "model")
