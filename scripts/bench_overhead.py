@@ -1,0 +1,153 @@
+"""Per-iteration overhead of the trainkit loop against a plain PyTorch loop.
+
+Same tiny model (Linear(32,32)-ReLU-Linear(32,10)), batch 64, 4 param groups, SGD
+momentum 0.9, data in memory through the same kind of DataLoader, 1 thread. Prints
+the median µs per iteration over several repeats and the ratio to the plain loop.
+
+    python scripts/bench_overhead.py [--iters 3000] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+N_SAMPLES = 64 * 50
+
+
+class Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(32, 32), nn.Linear(32, 10)
+
+    def logits(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+    def forward(self, batch):   # trainkit's model contract
+        x, y = batch
+        return {"loss": nn.functional.cross_entropy(self.logits(x), y)}
+
+
+def make_data():
+    g = torch.Generator().manual_seed(0)
+    return TensorDataset(torch.randn(N_SAMPLES, 32, generator=g), torch.randint(0, 10, (N_SAMPLES,), generator=g))
+
+
+def four_groups(model: Tiny, lr: float = 0.01):
+    return [{"name": f"g{i}", "params": [p], "lr": lr * (i + 1)} for i, p in enumerate(model.parameters())]
+
+
+def plain_loop(iters: int) -> float:
+    torch.manual_seed(0)
+    model = Tiny()
+    opt = torch.optim.SGD(four_groups(model), lr=0.01, momentum=0.9)
+    loader = DataLoader(make_data(), batch_size=64, shuffle=True)
+    done, t0 = 0, time.perf_counter()
+    while done < iters:
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(model.logits(x), y)
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            done += 1
+            if done == iters:
+                break
+    return (time.perf_counter() - t0) / iters * 1e6
+
+
+def accelerate_loop(iters: int) -> float:
+    from accelerate import Accelerator
+
+    torch.manual_seed(0)
+    acc = Accelerator(cpu=True)
+    model = Tiny()
+    opt = torch.optim.SGD(four_groups(model), lr=0.01, momentum=0.9)
+    loader = DataLoader(make_data(), batch_size=64, shuffle=True)
+    model, opt, loader = acc.prepare(model, opt, loader)
+    done, t0 = 0, time.perf_counter()
+    while done < iters:
+        for x, y in loader:
+            loss = nn.functional.cross_entropy(model.logits(x), y)
+            acc.backward(loss)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            done += 1
+            if done == iters:
+                break
+    return (time.perf_counter() - t0) / iters * 1e6
+
+
+def trainkit_loop(iters: int, components=None, sinks=None) -> float:
+    from trainkit.runner import Runner
+
+    torch.manual_seed(0)
+    model = Tiny()
+    opt = torch.optim.SGD(four_groups(model), lr=0.01, momentum=0.9)
+    with tempfile.TemporaryDirectory() as d:
+        runner = Runner(model, opt, make_data(), batch_size=64, max_iters=iters, work_dir=d,
+                        progress=False, components=components or {}, sinks=sinks,
+                        checkpoint_interval=10**9)
+        runner._save = lambda *a: None   # time the loop, not checkpoint writing
+        t0 = time.perf_counter()
+        runner.run()
+        dt = time.perf_counter() - t0
+        for s in runner.sinks:
+            s.close()
+    return dt / iters * 1e6
+
+
+VARIANTS = {
+    "plain PyTorch loop": plain_loop,
+    "plain accelerate loop": accelerate_loop,
+    "trainkit Runner": trainkit_loop,
+}
+
+
+def extra_variants() -> dict:
+    """Variants that need later components; added when those modules exist."""
+    out = {}
+    try:
+        from trainkit.lr_updaters import CosineAnnealingLrUpdater
+
+        def with_schedule(iters):
+            comp = {"lr": CosineAnnealingLrUpdater(by_epoch=False, min_lr_ratio=0.01, warmup="linear",
+                                                   warmup_iters=100, warmup_ratio=0.001)}
+            return trainkit_loop(iters, components=comp)
+        out["trainkit + cosine/warmup, log every step"] = with_schedule
+    except ImportError:
+        pass
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iters", type=int, default=3000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--only", default=None, help="substring of the variants to run")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    variants = {**VARIANTS, **extra_variants()}
+    if args.only:
+        variants = {k: v for k, v in variants.items() if args.only in k or k == "plain PyTorch loop"}
+    results = {}
+    for name, fn in variants.items():
+        fn(min(300, args.iters))   # warm-up
+        times = [fn(args.iters) for _ in range(args.repeats)]
+        results[name] = statistics.median(times)
+    base = results["plain PyTorch loop"]
+    print(f"{'loop':45s} {'µs/iter':>9s} {'ratio':>7s}")
+    for name, us in results.items():
+        print(f"{name:45s} {us:9.1f} {us / base:7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
