@@ -143,6 +143,32 @@ def test_hand_example_updates_and_momenta(tmp_path):
     assert all("lr/pg0" in rows[k] for k in range(10))
 
 
+class Rows:
+    def __init__(self):
+        self.rows = {}
+
+    def log(self, row, step):
+        self.rows[step] = row
+
+    def close(self, status="finished"):
+        pass
+
+
+def test_schedule_preview_logs_momentum_without_touching_weights(tmp_path):
+    """A dry run (no model step) shows the same momentum/ema curve and leaves the target alone."""
+    from trainkit.data import CountingLoader
+
+    model, sink = Siamese(), Rows()
+    model.target_net[0].weight.data.add_(1.0)
+    before = torch.cat([p.detach().reshape(-1) for p in model.target_net.parameters()])
+    opt = NamedGroups(exclude="target_net")(model, lambda gr: torch.optim.SGD(gr, lr=0.1))
+    Runner(model, opt, train_loader=CountingLoader(10), dry_run=True, max_epochs=1, progress=False,
+           log_interval=1, sinks=[sink], components={"ema": MomentumEMA(0.99, update_interval=2)}).run()
+    expected = [0.99, *[HAND_FULL[k] for k in (1, 1, 3, 3, 5, 5, 7, 7, 9)]]
+    assert [sink.rows[k]["momentum/ema"] for k in range(10)] == pytest.approx(expected, abs=1e-15)
+    assert torch.equal(torch.cat([p.detach().reshape(-1) for p in model.target_net.parameters()]), before)
+
+
 def test_mmselfsup_unit_test_value(tmp_path):
     """mmselfsup's test_byol_hook: base 0.96, 2 epochs x 1 iteration -> momentum 0.98 at the end."""
     ema = MomentumEMA(base_momentum=0.96)
@@ -305,6 +331,17 @@ def test_target_gets_no_gradients_and_optimizer_objects_survive(tmp_path):
     # every online parameter is a slice of one buffer, and the optimizer's steps landed there
     ptrs = {p.untyped_storage().data_ptr() for p in model.online_net.parameters()}
     assert len(ptrs) == 1 and ema._flat[0][1].untyped_storage().data_ptr() in ptrs
+
+
+def test_replaced_parameter_storage_is_caught_at_checkpoint():
+    model = Siamese()
+    runner = SimpleNamespace(model=model, optimizer=torch.optim.SGD(model.online_net.parameters(), lr=0.1))
+    ema = MomentumEMA(base_momentum=0.9)
+    ema.before_run(runner)
+    ema.state_dict()
+    model.online_net[0].weight.data = model.online_net[0].weight.data.clone()   # no longer in the buffer
+    with pytest.raises(RuntimeError, match="storage was replaced"):
+        ema.state_dict()
 
 
 # ----------------------------------------------------------------------------- errors

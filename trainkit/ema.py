@@ -14,8 +14,8 @@ as the reference does it (mmselfsup v0.11.0 ``core/hooks/momentum_update_hook.py
 - The update runs at ``after_iter`` (priority NORMAL), i.e. after that iteration's
   optimizer step: it averages the *post-step* online weights. The target used in
   iteration ``k``'s forward is the average after iteration ``k - 1``'s update.
-- Only parameters are averaged. Buffers (BatchNorm running stats) are left alone; the
-  target's change only through its own forward passes in train mode.
+- Only parameters are averaged. Buffers (BatchNorm running stats) are not: the target's
+  buffers change only through its own forward passes in train mode.
 - The target is never given to the optimizer (mmselfsup hands it over with
   ``requires_grad=False``; here :meth:`before_run` refuses an optimizer that holds it).
 
@@ -62,15 +62,15 @@ class MomentumEMA:
 
     def __init__(self, base_momentum: Optional[float] = None, end_momentum: float = 1.0,
                  update_interval: int = 1, online: str = "online_net", target: str = "target_net"):
-        for key, val in (("base_momentum", base_momentum), ("end_momentum", end_momentum)):
-            if val is not None:
-                _check_momentum(key, val)
+        if base_momentum is not None:
+            base_momentum = _check_momentum("base_momentum", base_momentum)
+        end_momentum = _check_momentum("end_momentum", end_momentum)
         if isinstance(update_interval, bool) or not isinstance(update_interval, int) or update_interval < 1:
             raise ValueError(f"MomentumEMA: update_interval={update_interval!r} is not valid; "
                              "allowed: an integer >= 1")
         if online == target:
             raise ValueError(f"MomentumEMA: online and target name the same attribute {online!r}")
-        self.base_momentum, self.end_momentum = base_momentum, float(end_momentum)
+        self.base_momentum, self.end_momentum = base_momentum, end_momentum
         self.update_interval, self.online, self.target = update_interval, online, target
         self.momentum = base_momentum
         self._flat: list[tuple[torch.Tensor, torch.Tensor]] = []   # (target, online) per device/dtype

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .digits import conv_backbone
+
 
 class DigitAugment(nn.Module):
     """A random view of a batch of ``[N, 1, 8, 8]`` images in [0, 1], drawn per image:
@@ -57,16 +59,6 @@ def _mlp(d_in: int, hidden: int, d_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(d_in, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, d_out))
 
 
-def _encoder(width: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-        nn.MaxPool2d(2),                                   # 8x8 -> 4x4
-        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-    )
-
-
 def neg_cosine(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``-mean_i cos(pred_i, target_i)`` (mmselfsup's ``LatentPredictHead`` loss)."""
     return -(F.normalize(pred, dim=1) * F.normalize(target, dim=1)).sum(1).mean()
@@ -79,7 +71,7 @@ class BYOL(nn.Module):
 
     def __init__(self, width: int = 32, hidden: int = 256, dim: int = 64, augment: dict | None = None):
         super().__init__()
-        self.online_net = nn.Sequential(_encoder(width), _mlp(2 * width, hidden, dim))
+        self.online_net = nn.Sequential(conv_backbone(width), _mlp(2 * width, hidden, dim))
         self.predictor = _mlp(dim, hidden, dim)
         self.target_net = copy.deepcopy(self.online_net).requires_grad_(False)
         self.augment = DigitAugment(**(augment or {}))
