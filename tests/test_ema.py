@@ -450,3 +450,37 @@ def test_byol_recipe_beats_random_init(make_cfg, tmp_path):
     assert rows[-1]["val/knn_acc"] == acc
     assert acc > rows[-1]["val/knn_acc_random_init"] + 0.03
     assert any("momentum/ema" in r and "lr/pg0" in r for r in read_jsonl(tmp_path / "metrics.jsonl"))
+
+
+def test_knn_accuracy_weighted_vote_by_hand():
+    """Bank: e0 (class 0), (0.8, 0.6) and e1 (class 1). Query e0 (class 0): cosine 1, 0.8, 0.
+    k=2, T=1: e^1 (class 0) > e^0.8 -> right. k=3, T=1: e^0.8 + e^0 = 3.23 > e = 2.72 -> wrong.
+    k=3, T=0.07: e^(1/0.07) > e^(0.8/0.07) + 1 -> right. Query (0.6, 0.8) (class 1) is always right."""
+    from trainkit.evaluation import KNNAccuracy
+
+    assert math.exp(0.8) + 1 > math.e and math.exp(1 / 0.07) > math.exp(0.8 / 0.07) + 1
+    bank = TensorDataset(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]]), torch.tensor([0, 1, 1]))
+    queries = TensorDataset(torch.tensor([[2.0, 0.0], [0.6, 0.8]]), torch.tensor([0, 1]))
+    model = SimpleNamespace(features=nn.Identity())
+    runner = SimpleNamespace(unwrapped_model=model, train_loader=SimpleNamespace(dataset=bank),
+                             val_loader=SimpleNamespace(dataset=queries),
+                             accelerator=SimpleNamespace(device=torch.device("cpu")))
+    for k, t, acc in ((2, 1.0, 1.0), (3, 1.0, 0.5), (3, 0.07, 1.0)):
+        out = KNNAccuracy("features", k=k, temperature=t, random_init=False)(runner)
+        assert out == {"val/knn_acc": acc}
+
+    # random-init baseline: the same evaluation of a copy re-initialised from the seed,
+    # without touching the global RNG
+    model.features = nn.Linear(2, 2)
+    rng = torch.get_rng_state()
+    out = KNNAccuracy("features", k=1, seed=3)(runner)
+    assert torch.equal(rng, torch.get_rng_state())
+    torch.manual_seed(3)
+    fresh = nn.Linear(2, 2)            # Linear.__init__ draws exactly what reset_parameters draws
+    f = lambda x: F.normalize(fresh(x), dim=1)   # noqa: E731
+    with torch.no_grad():
+        nearest = (f(queries.tensors[0]) @ f(bank.tensors[0]).T).argmax(1)
+    expected = (bank.tensors[1][nearest] == queries.tensors[1]).double().mean().item()
+    assert out["val/knn_acc_random_init"] == expected
+    with pytest.raises(ValueError, match="has no 'encoder'"):
+        KNNAccuracy()(runner)

@@ -106,7 +106,9 @@ class KNNAccuracy:
 
     def _embed(self, net, dataset, device) -> tuple[torch.Tensor, torch.Tensor]:
         feats, labels = [], []
-        for x, y in torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, shuffle=False):
+        # a private generator: evaluating must not draw from the global RNG training uses
+        loader = torch.utils.data.DataLoader(dataset, batch_size=self.batch_size, generator=torch.Generator())
+        for x, y in loader:
             feats.append(torch.nn.functional.normalize(net(x.to(device)).flatten(1).float(), dim=1))
             labels.append(y.to(device))
         return torch.cat(feats), torch.cat(labels)
