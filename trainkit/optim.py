@@ -53,10 +53,12 @@ class NamedGroups:
     parameter, and every parameter matching none goes to ``default_group``. Frozen
     parameters (``requires_grad=False``) are kept in their group, so unfreezing them
     later trains them with that group's lr. Each group's lr is ``lr * lr_mult``.
+    Parameters under an ``exclude`` prefix go into no group: the optimizer never sees
+    them (e.g. an EMA target network, which only :class:`trainkit.ema.MomentumEMA` writes).
     """
 
     def __init__(self, groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
-                 default_group: str = "pg0"):
+                 default_group: str = "pg0", exclude: str | Iterable[str] | None = None):
         self.groups = {k: dict(v) for k, v in (groups or {}).items()}
         for name, spec in self.groups.items():
             unknown = set(spec) - {"prefix", "lr_mult", "weight_decay_mult"}
@@ -66,14 +68,22 @@ class NamedGroups:
             if "prefix" not in spec:
                 raise ValueError(f"param group {name!r} needs a 'prefix'")
         self.default_group = default_group
+        self.exclude = [exclude] if isinstance(exclude, str) else list(exclude or [])
 
     def __call__(self, model: nn.Module, optimizer: OptimizerFactory) -> torch.optim.Optimizer:
         defaults = _factory_defaults(optimizer)
         base_lr, base_wd = defaults.get("lr"), defaults.get("weight_decay", 0.0)
         buckets: dict[str, list[nn.Parameter]] = {n: [] for n in self.groups}
         buckets.setdefault(self.default_group, [])
+        unused = set(self.exclude)
         for pname, p in model.named_parameters():
+            hit = [x for x in self.exclude if _matches(pname, x)]
+            if hit:
+                unused.difference_update(hit)
+                continue
             buckets[self._group_of(pname)].append(p)
+        if unused:
+            raise ValueError(f"param_groups.exclude: {sorted(unused)} match no parameter of the model")
         param_groups = []
         for name, params in buckets.items():
             if not params:
@@ -91,9 +101,14 @@ class NamedGroups:
         for name, spec in self.groups.items():
             prefixes = spec["prefix"]
             prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
-            if any(pname == p or pname.startswith(p.rstrip(".") + ".") for p in prefixes):
+            if any(_matches(pname, p) for p in prefixes):
                 return name
         return self.default_group
+
+
+def _matches(pname: str, prefix: str) -> bool:
+    """``prefix`` names ``pname`` itself or a module that holds it."""
+    return pname == prefix or pname.startswith(prefix.rstrip(".") + ".")
 
 
 def _factory_defaults(factory: OptimizerFactory) -> dict[str, Any]:
