@@ -3,7 +3,9 @@ updaters, resume, preview, the restoration recipe and a 2-process run.
 
 Expected values come from the research notes' hand example (mmagic run with a real mmengine
 Runner), from torch.optim.lr_scheduler.ReduceLROnPlateau where the bookkeeping coincides, and
-from tables derived by hand in each test from mmagic's rules.
+from tables derived by hand in each test from mmagic's rules. The hand tables of the window,
+default-end, interval, eps/min_lr, NaN and train-loss tests were also reproduced by running
+mmagic's ReduceLR + ReduceLRSchedulerHook in a real mmengine 0.10.7 Runner (same lrs and states).
 """
 import csv
 import json
@@ -202,8 +204,9 @@ def test_val_interval_off_by_one_and_by_iter_checks():
     number of completed epochs, so the first check follows the *first* validation (a mean of one
     value), later ones average two. With by_epoch=False every validation is a check."""
     trace = [4.0, 2.0, 6.0, 8.0, 8.0, 1.0, 3.0]
-    _, _, cap = val_run(trace, interval=2, factor=0.5, patience=5)
+    lrs, _, cap = val_run(trace, interval=2, factor=0.5, patience=0, end=100)
     assert [(r["epoch"], r["plateau/value"]) for r in cap] == [(1, 4.0), (3, 4.0), (5, 8.0), (7, 2.0)]
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]      # checks 2 (4 not < 4) and 3 (8) reduce
     _, _, cap = val_run(trace, by_epoch=False, interval=2, factor=0.5, patience=5)
     assert [r["plateau/value"] for r in cap] == trace
     # trainer.val_interval=2: checks count validations, not epochs
