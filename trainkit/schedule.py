@@ -8,10 +8,12 @@ group's lr and momentum at ``after_step``, i.e. the values ``optimizer.step()`` 
 Command line (the same Hydra config as ``trainkit.train``)::
 
     python -m trainkit.schedule +recipe=NAME [overrides] [out=DIR] [format=csv|json]
-        [iters_per_epoch=N] [metric_trace=FILE.json]
+        [iters_per_epoch=N] [metric_trace=FILE.json|[v1,v2,...]|improve_then_flat|improve|flat]
 
 writes ``schedule.csv`` (or ``.json``) and ``schedule.png`` into ``out``
-(default ``outputs/<name>/schedule``).
+(default ``outputs/<name>/schedule``), and ``checks.csv`` when components logged
+scalars at validations / epoch ends (the plateau reducer's state). ``metric_trace``
+defaults to the recipe's ``extra.metric_trace``.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ import torch
 from .events import Priority
 from .optim import get_momentum
 
-RECORDER = "_schedule_recorder"
+RECORDER, CHECKS = "_schedule_recorder", "_schedule_checks"
+TRACES = ("improve_then_flat", "improve", "flat")
 
 
 class _Recorder:
@@ -63,6 +66,22 @@ class _Recorder:
                  **dict(zip(keys, values[k * width:(k + 1) * width]))} for k in range(len(counters) // 2)]
 
 
+class _Checks:
+    """What components put into ``runner.scalars`` at ``after_val`` / ``after_epoch``
+    (runs after them, before the logger takes the scalars)."""
+
+    priority = 80
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def _take(self, runner) -> None:
+        if runner.scalars:
+            self.rows.append({"epoch": runner.epoch, "iter": runner.iter, **runner.scalars})
+
+    after_val = after_epoch = _take
+
+
 class _TraceEvaluator:
     """Validation metrics replayed from ``{name: [value per validation]}``."""
 
@@ -93,27 +112,43 @@ def _build_components(components: Mapping[str, Any]) -> dict[str, Any]:
     return built
 
 
+def validations(epochs: Optional[int], iters_per_epoch: int, max_iters: Optional[int] = None,
+                val_interval: int = 1) -> int:
+    """How many times a run validates: every ``val_interval`` full epochs, and once more
+    when ``max_iters`` ends mid-epoch."""
+    if epochs is not None:
+        return epochs // val_interval
+    full, rest = divmod(max_iters or 0, iters_per_epoch)
+    return full // val_interval + (1 if rest else 0)
+
+
 def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], epochs: Optional[int] = None,
             iters_per_epoch: int = 1, metric_trace: Optional[Mapping[str, Sequence[float]]] = None, *,
-            max_iters: Optional[int] = None) -> list[dict[str, Any]]:
+            max_iters: Optional[int] = None, val_interval: int = 1) -> list[dict[str, Any]]:
     """One row per optimizer step: ``epoch``, ``iter``, ``lr/<group>`` and ``momentum/<group>``.
 
     ``groups``: param-group hyper-parameters, e.g. ``{"name": "head", "lr": 0.1, "momentum": 0.9}``
     (``betas`` for Adam-style groups). ``components``: name → config node with ``_target_`` (as in
     a recipe's ``components``) or an already built component. Give ``epochs`` or ``max_iters``.
-    ``metric_trace``: ``{metric: [value after epoch 1, 2, ...]}`` served as validation results
-    after every epoch (for components that react to metrics).
+    ``metric_trace``: ``{metric: [value of validation 1, 2, ...]}`` served as validation results
+    every ``val_interval`` epochs (for components that react to metrics).
     """
+    return _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval)[0]
+
+
+def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval):
+    """``(rows, checks)``: the per-iteration table and the scalars logged at validations / epoch ends."""
     from .data import CountingLoader
     from .runner import Runner
 
     if not groups:
         raise ValueError("preview needs at least one param group")
-    n_val = epochs if epochs is not None else math.ceil((max_iters or 0) / iters_per_epoch)
+    n_val = validations(epochs, iters_per_epoch, max_iters, val_interval)
+    every = "once per epoch" if val_interval == 1 else f"every {val_interval} epochs"
     for name, values in (metric_trace or {}).items():
         if len(values) < n_val:
             raise ValueError(f"metric_trace[{name!r}] has {len(values)} values but the run validates "
-                             f"{n_val} times (once per epoch)")
+                             f"{n_val} times ({every})")
     model = _Dummy(len(groups))
     param_groups = []
     for i, (spec, p) in enumerate(zip(groups, model.p)):
@@ -123,27 +158,31 @@ def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], 
         spec.pop("params", None)
         param_groups.append({"params": [p], **spec})
     optimizer = torch.optim.Optimizer(param_groups, {})
-    recorder = _Recorder()
+    recorder, checks = _Recorder(), _Checks()
     built = _build_components(components)
-    if RECORDER in built:
-        raise ValueError(f"component name {RECORDER!r} is reserved")
+    if RECORDER in built or CHECKS in built:
+        raise ValueError(f"component names {RECORDER!r} and {CHECKS!r} are reserved")
     runner = Runner(model, optimizer, train_loader=CountingLoader(iters_per_epoch), dry_run=True,
-                    components={**built, RECORDER: recorder}, max_epochs=epochs, max_iters=max_iters,
+                    components={**built, RECORDER: recorder, CHECKS: checks}, max_epochs=epochs,
+                    max_iters=max_iters, val_interval=val_interval,
                     evaluator=_TraceEvaluator(metric_trace) if metric_trace else None, progress=False)
     runner.run()
-    return recorder.table()
+    return recorder.table(), checks.rows
 
 
 # ------------------------------------------------------------------ output
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r)) or ["epoch", "iter"]
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch", "iter"])
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)    # floats are written with repr: they read back exactly
 
 
-def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
-    """lr and momentum against iteration, one curve per group."""
+def plot(rows: list[dict[str, Any]], path: Path, title: str = "",
+         metrics: Optional[Mapping[str, tuple[Sequence[int], Sequence[float]]]] = None) -> None:
+    """lr and momentum against iteration, one curve per group; ``metrics``
+    (``{name: (iterations, values)}``, e.g. a metric trace) in a third panel."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,11 +191,15 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
     lr_keys = [k for k in rows[0] if k.startswith("lr/")]
     mom_keys = [k for k in rows[0] if k.startswith("momentum/")]
     panels = [("lr", lr_keys)] + ([("momentum", mom_keys)] if mom_keys else [])
+    panels += [("metric", list(metrics))] if metrics else []
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 3.2 * len(panels)), squeeze=False)
     x = [r["iter"] for r in rows]
     for ax, (label, keys) in zip(axes[:, 0], panels):
         for k in keys:
-            ax.plot(x, [r[k] for r in rows], label=k.split("/", 1)[1], linewidth=1.2)
+            if label == "metric":
+                ax.plot(*metrics[k], "o-", label=k, markersize=3, linewidth=1)
+            else:
+                ax.plot(x, [r[k] for r in rows], label=k.split("/", 1)[1], linewidth=1.2)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         if len(keys) <= 12:
@@ -167,6 +210,68 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ------------------------------------------------------------- metric traces
+def synthetic_trace(kind: str, n: int, mode: str = "min") -> list[float]:
+    """``n`` validation values that improve by 5 % each (``10·1.05^k`` for mode max,
+    ``10·0.95^k`` for min): ``improve`` all along, ``flat`` never (10 throughout),
+    ``improve_then_flat`` for the first ``m = ceil(n/3)`` values, then stays at value ``m − 1``."""
+    if kind not in TRACES:
+        raise ValueError(f"metric_trace={kind!r} is not valid; allowed: a JSON file, a list, {', '.join(TRACES)}")
+    rate = 1.05 if mode == "max" else 0.95
+    m = {"improve": n, "flat": 1, "improve_then_flat": max(1, math.ceil(n / 3))}[kind]
+    return [10.0 * rate ** min(k, m - 1) for k in range(n)]
+
+
+def monitored_metrics(components: Mapping[str, Any]) -> dict[str, str]:
+    """``{val_metric: mode}`` of the components that monitor a validation metric."""
+    found = {}
+    for node in components.values():
+        if isinstance(node, Mapping) and node.get("val_metric"):
+            found[str(node["val_metric"])] = str(node.get("mode", "min"))
+    return found
+
+
+def trace_from_spec(spec: str, monitored: Mapping[str, str], n: int) -> dict[str, list[float]]:
+    """A metric trace from the command line: a synthetic kind (:data:`TRACES`), an inline JSON
+    list (the values of every monitored metric; the last one repeats up to ``n``) or object,
+    or a JSON file ``{metric: [values]}``."""
+    text = str(spec).strip()
+    if text in TRACES or text[:1] == "[":
+        if not monitored:
+            raise ValueError(f"metric_trace={spec!r} needs a component with a val_metric to feed")
+        if text in TRACES:
+            return {m: synthetic_trace(text, n, mode) for m, mode in monitored.items()}
+    if text[:1] in "[{":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"metric_trace={spec!r} is not valid JSON: {e}") from None
+    elif Path(text).is_file():
+        value = json.loads(Path(text).read_text())
+    else:
+        raise ValueError(f"metric_trace={spec!r} is neither a file, a JSON list or object, nor one of "
+                         f"{', '.join(TRACES)}")
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, (int, float)) for v in value):
+            raise ValueError(f"metric_trace={spec!r} must be a non-empty list of numbers")
+        value = {m: value + value[-1:] * (n - len(value)) for m in monitored}
+    return {str(k): [float(x) for x in v] for k, v in value.items()}
+
+
+def _reductions(checks: list[dict[str, Any]]) -> list[str]:
+    """One line per check that reduced the lr (from the plateau reducer's logged state)."""
+    lines, seen = [], 0
+    for c in checks:
+        n = c.get("plateau/reductions", seen)
+        if n > seen:
+            factors = ", ".join(f"{k.rsplit('/', 1)[1]} x{v:.4g}" for k, v in c.items()
+                                if k.startswith("plateau/factor/"))
+            lines.append(f"  reduction {n} at the check after epoch {c['epoch']} (iter {c['iter']}): "
+                         f"value {c['plateau/value']:.6g}, best {c['plateau/best']:.6g} -> {factors}")
+        seen = n
+    return lines
 
 
 # --------------------------------------------------------------------- CLI
@@ -223,9 +328,12 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     t0 = time.perf_counter()
     groups = groups_from_config(cfg)
     ipe = int(ours["iters_per_epoch"]) if "iters_per_epoch" in ours else iters_per_epoch_from_config(cfg)
-    trace = json.loads(Path(ours["metric_trace"]).read_text()) if "metric_trace" in ours else None
     components = {k: v for k, v in (cfg.components or {}).items()}
-    rows = preview(groups, components, cfg.trainer.max_epochs, ipe, trace, max_iters=cfg.trainer.max_iters)
+    t = cfg.trainer
+    n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval)
+    spec = ours.get("metric_trace", (cfg.extra or {}).get("metric_trace"))
+    trace = None if spec is None else trace_from_spec(spec, monitored_metrics(components), n_val)
+    rows, checks = _preview(groups, components, t.max_epochs, ipe, trace, t.max_iters, t.val_interval)
     out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
     out.mkdir(parents=True, exist_ok=True)
     table = out / f"schedule.{fmt}"
@@ -233,10 +341,21 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         write_csv(rows, table)
     else:
         table.write_text(json.dumps(rows))
-    plot(rows, out / "schedule.png", title=f"{cfg.name}: {len(groups)} groups, {len(rows)} iterations")
+    metrics = None
+    if trace:
+        val_iters = [min((j + 1) * t.val_interval * ipe, len(rows)) for j in range(n_val)]
+        metrics = {k: (val_iters, v[:n_val]) for k, v in trace.items()}
+    plot(rows, out / "schedule.png", title=f"{cfg.name}: {len(groups)} groups, {len(rows)} iterations",
+         metrics=metrics)
     print(f"schedule of {cfg.name}: {len(rows)} iterations x {len(groups)} param groups "
           f"({ipe} iters/epoch) in {time.perf_counter() - t0:.2f} s")
     print(f"  table: {table}\n  plot:  {out / 'schedule.png'}")
+    for k, v in (trace or {}).items():
+        print(f"  metric trace ({spec}): {k} = {', '.join(f'{x:.4g}' for x in v[:n_val])}")
+    if checks:
+        write_csv(checks, out / "checks.csv")
+        print(f"  checks: {out / 'checks.csv'}")
+        print("\n".join(_reductions(checks)) or "  no lr reduction")
     return out
 
 

@@ -26,17 +26,21 @@ from .optim import get_momentum, set_momentum
 from .policies import WARMUPS, check_choice, number, warmup_factor
 
 LR_FACTOR = "lr_factor"
+SCHEDULED_LR = "scheduled_lr"
 
 
 def write_lrs(groups: list[dict], values: list[float]) -> None:
     """The one place where trainkit's schedule components write ``group["lr"]``:
-    ``lr = value × group.get("lr_factor", 1)``.
+    ``lr = value × group.get("lr_factor", 1)``, keeping ``group["scheduled_lr"] = value``.
 
     ``lr_factor`` is the hook for a component that rescales whatever schedule runs
     (the plateau reducer): it sets ``group["lr_factor"]`` and every later write
-    honours it. It lives in the param group, so optimizer checkpoints keep it.
+    honours it; ``scheduled_lr`` lets it rescale the current value at once
+    (``scheduled_lr × lr_factor``). Both live in the param group, so optimizer
+    checkpoints keep them.
     """
     for g, v in zip(groups, values):
+        g[SCHEDULED_LR] = v
         g["lr"] = v * g.get(LR_FACTOR, 1.0)
 
 
