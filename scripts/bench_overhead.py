@@ -86,7 +86,7 @@ def accelerate_loop(iters: int) -> float:
     return (time.perf_counter() - t0) / iters * 1e6
 
 
-def trainkit_loop(iters: int, components=None, sinks=None) -> float:
+def trainkit_loop(iters: int, components=None, sinks=None, log_interval: int = 10) -> float:
     from trainkit.runner import Runner
 
     torch.manual_seed(0)
@@ -95,7 +95,7 @@ def trainkit_loop(iters: int, components=None, sinks=None) -> float:
     with tempfile.TemporaryDirectory() as d:
         runner = Runner(model, opt, make_data(), batch_size=64, max_iters=iters, work_dir=d,
                         progress=False, components=components or {}, sinks=sinks,
-                        checkpoint_interval=10**9)
+                        checkpoint_interval=10**9, log_interval=log_interval)
         runner._save = lambda *a: None   # time the loop, not checkpoint writing
         t0 = time.perf_counter()
         runner.run()
@@ -105,10 +105,27 @@ def trainkit_loop(iters: int, components=None, sinks=None) -> float:
     return dt / iters * 1e6
 
 
+def wandb_offline_loop(iters: int) -> float:
+    """Every group's lr and momentum (and the loss) to metrics.jsonl and W&B offline, every step."""
+    import os
+
+    from trainkit.wandb_sink import WandbSink
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    with tempfile.TemporaryDirectory() as d:
+        sink = WandbSink(mode="offline", project="bench", dir=d)
+        try:
+            return trainkit_loop(iters, sinks=[sink], log_interval=1)
+        finally:
+            sink.close()
+
+
 VARIANTS = {
     "plain PyTorch loop": plain_loop,
     "plain accelerate loop": accelerate_loop,
     "trainkit Runner": trainkit_loop,
+    "trainkit, log every step (jsonl)": lambda iters: trainkit_loop(iters, log_interval=1),
+    "trainkit + W&B offline, log every step": wandb_offline_loop,
 }
 
 
