@@ -293,6 +293,14 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
     assert (tmp_path / "other" / "wandb_run_id").read_text().strip() != first_id
 
 
+def test_only_the_main_process_creates_a_run(tmp_path, monkeypatch):
+    from accelerate import Accelerator
+
+    monkeypatch.setattr(Accelerator, "is_main_process", property(lambda self: False))
+    runner = build_runner(compose_cfg(), tmp_path)
+    assert runner.sinks == [] and not (tmp_path / "wandb").exists()
+
+
 def test_disabled_and_bad_config(tmp_path, monkeypatch):
     from trainkit.train import _tracking_sinks
 
@@ -310,10 +318,37 @@ def test_disabled_and_bad_config(tmp_path, monkeypatch):
         WandbSink(mode="offline", init_timeout=0)
 
 
+@pytest.fixture
+def http_trap():
+    """A loopback HTTP server that records every request path it gets."""
+    import http.server
+    import threading
+
+    paths = []
+
+    class Trap(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            paths.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trap)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", paths
+    server.shutdown()
+
+
 @pytest.mark.slow
-def test_multirun_jobs_are_named_and_grouped(tmp_path):
+def test_multirun_jobs_are_named_and_grouped(tmp_path, http_trap):
     sweep = tmp_path / "sweep"
-    env = {**{k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}, "OMP_NUM_THREADS": "1"}
+    url, requests = http_trap
+    env = {k: v for k, v in os.environ.items() if k not in ("WANDB_SERVICE", "WANDB_ERROR_REPORTING")}
+    env.update(OMP_NUM_THREADS="1", WANDB_BASE_URL=url)
     cmd = [sys.executable, "-m", "trainkit.train", "-m", "+recipe=digits_baseline", "trainer.max_iters=2",
            "trainer.max_epochs=null", "trainer.log_interval=1", "trainer.progress=false", "optimizer.lr=0.01,0.02",
            f"hydra.sweep.dir={sweep}"]
@@ -325,3 +360,4 @@ def test_multirun_jobs_are_named_and_grouped(tmp_path):
     assert {r.group for r in runs} == {str(sweep)}
     assert sorted(r.config["optimizer"]["lr"] for r in runs) == [0.01, 0.02]
     assert all(r.exit_code == 0 and [h["_step"] for h in r.history] == [0, 1, 2] for r in runs)   # 2 iters, val
+    assert requests == []   # offline runs make no request (not even wandb's client analytics at exit)
