@@ -316,6 +316,8 @@ def test_disabled_and_bad_config(tmp_path, monkeypatch):
         _tracking_sinks(compose_cfg("+logger.wandb.projet=x"), tmp_path, False)
     with pytest.raises(ValueError, match="init_timeout must be > 0"):
         WandbSink(mode="offline", init_timeout=0)
+    with pytest.raises(ValueError, match="logger.wandb.settings: x_disable_stat: Extra inputs are not permitted"):
+        _tracking_sinks(compose_cfg("+logger.wandb.settings.x_disable_stat=false"), tmp_path, False)
 
 
 @pytest.fixture

@@ -66,16 +66,22 @@ class WandbSink:
                          resume="allow" if run_id else None, reinit="create_new")
         self._start(mode, init_args, {**LEAN_SETTINGS, "init_timeout": float(init_timeout), **(settings or {})})
 
-    def _start(self, mode: str, init_args: dict, settings: dict) -> None:
+    def _start(self, mode: str, init_args: dict, settings: dict[str, Any]) -> None:
         import wandb
 
+        try:
+            settings = wandb.Settings(**settings)
+        except Exception as e:   # pydantic's ValidationError lists each bad key
+            detail = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()) \
+                if hasattr(e, "errors") else str(e)
+            raise ValueError(f"logger.wandb.settings: {detail}") from None
         Path(init_args["dir"]).mkdir(parents=True, exist_ok=True)
         had_service = "WANDB_SERVICE" in os.environ
         for m in ("online", "offline") if mode == "online" else ("offline",):
             try:
                 if m == "online" and not _has_credentials(wandb):
                     raise RuntimeError("no W&B API key (set WANDB_API_KEY or run `wandb login`)")
-                self.run = wandb.init(mode=m, settings=wandb.Settings(**settings), **init_args)
+                self.run = wandb.init(mode=m, settings=settings, **init_args)
                 self.mode = m
                 break
             except Exception as e:   # never let W&B stop training
@@ -180,8 +186,8 @@ def build_wandb_sink(node: Mapping[str, Any], cfg, work_dir: str | os.PathLike,
     """The sink for config node ``logger.wandb`` (None when disabled).
 
     Defaults: the run is named after the recipe and the command-line overrides,
-    grouped by the Hydra multirun sweep directory, written under ``work_dir``
-    (``WANDB_DIR`` if set, or ``dir``), configured with the resolved ``cfg``.
+    grouped by the Hydra multirun sweep directory, written under ``dir``, else
+    ``WANDB_DIR``, else ``work_dir``, and configured with the resolved ``cfg``.
     ``WANDB_NAME``/``WANDB_RUN_GROUP``/``WANDB_ENTITY``/``WANDB_TAGS``/
     ``WANDB_NOTES`` apply where the node leaves a value null. A resumed run
     (``resume=True``) continues the W&B run whose id is in ``work_dir/wandb_run_id``.
