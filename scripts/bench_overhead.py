@@ -3,6 +3,7 @@
 Same tiny model (Linear(32,32)-ReLU-Linear(32,10)), batch 64, 4 param groups, SGD
 momentum 0.9, data in memory through the same kind of DataLoader, 1 thread. Prints
 the median µs per iteration over several repeats and the ratio to the plain loop.
+The W&B variant logs each step to an offline run in a temporary directory.
 
     python scripts/bench_overhead.py [--iters 3000] [--repeats 5]
 """
