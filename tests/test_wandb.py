@@ -37,6 +37,7 @@ def wandb_env(monkeypatch, tmp_path):
     home = tmp_path / "wandb_home"
     for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
         monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))   # where wandb-core writes its debug log
     monkeypatch.setenv("WANDB_BASE_URL", LOOPBACK)
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
     monkeypatch.setenv("WANDB_SILENT", "true")
