@@ -7,7 +7,6 @@ import glob
 import itertools
 import json
 import logging
-import math
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf, open_dict
+from omegaconf import open_dict
 
 from trainkit import config as C
 from trainkit.loggers import read_jsonl
@@ -83,7 +82,8 @@ def by_step(history):
 
 
 class PolySchedule:
-    """Test schedule: lr_g(i) = base_g * (1 - i/T)^2, momentum(i) = 0.95 - 0.1 i/T."""
+    """Test schedule: lr_g(i) = base_g * (1 - i/T)^2, momentum(i) = 0.95 - 0.1 i/T; reports
+    its factor each iteration and, like a plateau reducer, a state at each epoch end."""
 
     priority = 10
 
@@ -98,6 +98,10 @@ class PolySchedule:
         for base, g in zip(self.base, runner.optimizer.param_groups):
             g["lr"] = base * f
             g["momentum"] = 0.95 - 0.1 * runner.iter / self.total
+        runner.scalars["sched/factor"] = f
+
+    def after_epoch(self, runner):
+        runner.scalars["plateau/num_bad_epochs"] = runner.epoch
 
 
 def test_offline_run_records_what_the_optimizer_used(tmp_path):
@@ -147,8 +151,10 @@ def test_offline_run_records_what_the_optimizer_used(tmp_path):
             assert (r[f"lr/{g}"], r[f"momentum/{g}"]) == used[s][g]
             assert r[f"lr/{g}"] == pytest.approx(0.05 * mult * (1 - s / T) ** 2, rel=1e-12, abs=0)
             assert r[f"momentum/{g}"] == pytest.approx(0.95 - 0.1 * s / T, rel=1e-12)
-    # validation after each epoch, at step = completed iterations
+        assert r["sched/factor"] == pytest.approx((1 - s / T) ** 2, rel=1e-12)
+    # validation and epoch-end component state after each epoch, at step = completed iterations
     assert sorted(s for s, r in rows.items() if "val/acc" in r) == [ipe, 2 * ipe]
+    assert [rows[s]["plateau/num_bad_epochs"] for s in (ipe, 2 * ipe)] == [0, 1]
     # metrics.jsonl holds the same numbers
     jsonl = read_jsonl(work_dir / "metrics.jsonl")
     assert {r["step"] for r in jsonl} == set(rows)
