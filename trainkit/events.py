@@ -62,7 +62,7 @@ class Priority(enum.IntEnum):
 Handler = Callable[[Any], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class _Entry:
     priority: int
     order: int
