@@ -155,13 +155,16 @@ def test_offline_run_records_what_the_optimizer_used(tmp_path):
     # validation and epoch-end component state after each epoch, at step = completed iterations
     assert sorted(s for s, r in rows.items() if "val/acc" in r) == [ipe, 2 * ipe]
     assert [rows[s]["plateau/num_bad_epochs"] for s in (ipe, 2 * ipe)] == [0, 1]
-    # metrics.jsonl holds the same numbers
+    # metrics.jsonl holds the same numbers. W&B merges the rows logged at one step, so at an
+    # epoch end its `epoch` is the last one logged there (completed epochs, from validation).
     jsonl = read_jsonl(work_dir / "metrics.jsonl")
     assert {r["step"] for r in jsonl} == set(rows)
     for jr in jsonl:
         for k, v in jr.items():
-            if k != "step":
+            if k not in ("step", "epoch"):
                 assert rows[jr["step"]][k] == v, (jr["step"], k)
+    assert [(r["step"], r["epoch"]) for r in jsonl if "plateau/num_bad_epochs" in r] == [(ipe, 0), (2 * ipe, 1)]
+    assert [rows[s]["epoch"] for s in (ipe, 2 * ipe)] == [1, 2]
     assert all("train/grad_norm" in rows[s] for s in logged)
 
 
