@@ -3,6 +3,7 @@
 Same tiny model (Linear(32,32)-ReLU-Linear(32,10)), batch 64, 4 param groups, SGD
 momentum 0.9, data in memory through the same kind of DataLoader, 1 thread. Prints
 the median µs per iteration over several repeats and the ratio to the plain loop.
+The W&B variant logs each step to an offline run in a temporary directory.
 
     python scripts/bench_overhead.py [--iters 3000] [--repeats 5]
 """
@@ -105,10 +106,27 @@ def trainkit_loop(iters: int, components=None, sinks=None, log_interval: int = 1
     return dt / iters * 1e6
 
 
+def wandb_offline_loop(iters: int) -> float:
+    """Every group's lr and momentum (and the loss) to metrics.jsonl and W&B offline, every step."""
+    import os
+
+    from trainkit.wandb_sink import WandbSink
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    with tempfile.TemporaryDirectory() as d:
+        sink = WandbSink(mode="offline", project="bench", dir=d)
+        try:
+            return trainkit_loop(iters, sinks=[sink], log_interval=1)
+        finally:
+            sink.close()
+
+
 VARIANTS = {
     "plain PyTorch loop": plain_loop,
     "plain accelerate loop": accelerate_loop,
     "trainkit Runner": trainkit_loop,
+    "trainkit, log every step (jsonl)": lambda iters: trainkit_loop(iters, log_interval=1),
+    "trainkit + W&B offline, log every step": wandb_offline_loop,
 }
 
 

@@ -302,6 +302,21 @@ def groups_from_config(cfg) -> list[dict[str, Any]]:
             for g, n in zip(optimizer.param_groups, names)]
 
 
+SCHEDULE_MODULES = ("trainkit.lr_updaters.", "trainkit.momentum_updaters.")
+
+
+def planned_rows(cfg, runner) -> list[dict[str, Any]]:
+    """The planned schedule of a run about to start: its lr/momentum components (plateau
+    reductions depend on metrics not yet seen, so they are left out) previewed over the
+    runner's own param groups and iterations per epoch (per process)."""
+    groups = [{**{k: v for k, v in g.items() if k != "params"}, "name": n}
+              for g, n in zip(runner.optimizer.param_groups, runner.group_names)]
+    components = {k: v for k, v in (cfg.components or {}).items()
+                  if v is not None and str(v.get("_target_", "")).startswith(SCHEDULE_MODULES)}
+    t = cfg.trainer
+    return preview(groups, components, t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
+
+
 def iters_per_epoch_from_config(cfg) -> int:
     from . import config as C
 

@@ -65,7 +65,36 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
         resume=str(resume_path) if resume_path else None, log_interval=t.log_interval,
         nonfinite=_value(t.nonfinite), progress=t.progress, monitor=t.monitor,
     )
+    if runner.is_main:   # the logger hook writes to runner.sinks
+        runner.sinks.extend(_tracking_sinks(cfg, runner.work_dir, resume=resume_path is not None))
     return runner
+
+
+def _tracking_sinks(cfg: DictConfig, work_dir: Path, resume: bool) -> list:
+    """The W&B sink from ``logger.wandb`` (none when that is null or its mode is disabled)."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    if node is None:
+        return []
+    from .wandb_sink import build_wandb_sink
+
+    sink = build_wandb_sink(node, cfg, work_dir, resume=resume)
+    return [sink] if sink is not None else []
+
+
+def _log_planned_schedule(cfg: DictConfig, runner) -> None:
+    """Give sinks that chart a planned schedule (W&B) the schedule preview's rows."""
+    sinks = [s for s in runner.sinks if getattr(s, "wants_planned_schedule", False)]
+    if not sinks:
+        return
+    from .schedule import planned_rows
+
+    try:
+        rows = planned_rows(cfg, runner)
+    except Exception as e:   # a preview problem must not stop training
+        log.warning("schedule preview failed (%s: %s); no planned schedule logged", type(e).__name__, e)
+        return
+    for sink in sinks:
+        sink.log_planned(rows)
 
 
 def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) -> Optional[float]:
@@ -78,11 +107,17 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
         (runner.work_dir / "events.txt").write_text(runner.bus.describe() + "\n")
         if cfg.trainer.print_events:
             print(runner.bus.describe())
+    _log_planned_schedule(cfg, runner)
+    status = "failed"
     try:
         metrics = runner.run()
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "killed"
+        raise
     finally:
         for sink in runner.sinks:
-            sink.close()
+            sink.close(status)
     monitor = cfg.trainer.monitor
     if monitor is None:
         return None
