@@ -101,7 +101,10 @@ class Runner:
         if clip_grad is not None and clip_grad <= 0:
             raise ValueError(f"trainer.clip_grad must be > 0 or null, got {clip_grad}")
 
-        self.accelerator = accelerator or Accelerator(mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+        if accelerator is None:
+            accelerator = _SingleProcess() if dry_run else Accelerator(
+                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+        self.accelerator = accelerator
         acc = self.accelerator
         self.is_main = acc.is_main_process
         self.work_dir = Path(work_dir) if work_dir is not None else Path.cwd()
@@ -344,6 +347,31 @@ class Runner:
             post["loss"] = f"{float(loss.detach()):.4f}"
         post["lr"] = f"{self.optimizer.param_groups[0]['lr']:.3g}"
         return post
+
+
+class _SingleProcess:
+    """The accelerator of a dry run (schedule preview): one process, no collectives, so a
+    preview taken inside a multi-process run never waits on the other ranks."""
+
+    device = torch.device("cpu")
+    distributed_type = DistributedType.NO
+    num_processes, process_index, is_main_process = 1, 0, True
+    scaler = None
+
+    def prepare_model(self, model):
+        return model
+
+    def unwrap_model(self, model):
+        return model
+
+    def gather(self, x):
+        return x
+
+    def reduce(self, x, reduction="sum"):
+        return x
+
+    def wait_for_everyone(self):
+        pass
 
 
 def _check_choice(key: str, value: Any, allowed: tuple) -> None:
