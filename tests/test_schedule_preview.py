@@ -109,3 +109,27 @@ def test_cli_json_and_iters_per_epoch_override(tmp_path):
           f"out={tmp_path}"])
     rows = json.loads((tmp_path / "schedule.json").read_text())
     assert len(rows) == 14 and rows[-1]["epoch"] == 1 and rows[-1]["iter"] == 13
+
+
+def test_planned_rows_of_a_run_use_its_groups_and_only_schedule_components(make_cfg, tmp_path):
+    """What W&B charts as the planned schedule: the run's own groups and iterations per
+    epoch; the cosine/warmup values follow mmcv's closed form."""
+    import math
+
+    from trainkit.schedule import planned_rows
+    from trainkit.train import build_runner
+
+    cfg = make_cfg("+recipe=digits_cosine_warmup", "trainer.max_epochs=2", "logger=none",
+                   "+components.ema=null")
+    runner = build_runner(cfg, tmp_path)
+    rows = planned_rows(cfg, runner)
+    n = 2 * runner.iters_per_epoch
+    assert len(rows) == n and rows[-1]["iter"] == n - 1
+    for r in rows[::7]:
+        i = r["iter"]
+        for name, base in (("head", 0.1), ("backbone", 0.05)):
+            target = base * 0.01
+            regular = target + 0.5 * (base - target) * (math.cos(math.pi * i / n) + 1)
+            if i < 50:
+                regular *= 1 - (1 - i / 50) * (1 - 0.1)
+            assert r[f"lr/{name}"] == pytest.approx(regular, rel=1e-12)

@@ -242,7 +242,7 @@ def test_planned_schedule_is_charted_without_moving_the_step(tmp_path, monkeypat
     from trainkit.train import _log_planned_schedule
 
     previews = []
-    fake_schedule = SimpleNamespace(preview=lambda cfg: previews.append(cfg) or _planned_rows(8))
+    fake_schedule = SimpleNamespace(planned_rows=lambda cfg, runner: previews.append(cfg) or _planned_rows(8))
     monkeypatch.setitem(sys.modules, "trainkit.schedule", fake_schedule)   # the preview's call site
     off = WandbSink(mode="offline", project="t", dir=tmp_path / "off", log_planned_schedule=False)
     _log_planned_schedule("cfg", SimpleNamespace(sinks=[off]))
