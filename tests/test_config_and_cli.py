@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+from omegaconf.errors import ConfigAttributeError, ValidationError
 
 from trainkit import checkpoint as ckpt_io
 from trainkit.loggers import read_jsonl

@@ -18,7 +18,6 @@ import contextlib
 import logging
 import math
 import os
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 

@@ -6,7 +6,6 @@ sweepers can optimise it).
 """
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from typing import Any, Optional

@@ -1,7 +1,6 @@
 """A small CNN for the bundled 8x8 digits: ``backbone`` (convs) and ``head`` (linear)."""
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 
