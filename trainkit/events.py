@@ -4,10 +4,10 @@ The whole training loop, as :class:`trainkit.runner.Runner` runs it::
 
     fire(BEFORE_RUN)                       # components set up; resumed state is loaded right after
     while epoch < max_epochs and iter < max_iters:
-        fire(BEFORE_EPOCH)                 # epoch = 0-based index of this epoch
+        model.train(); fire(BEFORE_EPOCH)  # epoch = 0-based index of this epoch
         for inner_iter, batch in enumerate(train_loader):
             fire(BEFORE_ITER)              # iter = 0-based global index of this iteration
-            outputs = model(batch); backward(outputs["loss"])
+            outputs = model(batch); backward(outputs["loss"])   # non-finite loss: error or skip
             if this batch ends an accumulation window:
                 clip grads; optimizer.step(); optimizer.zero_grad()
                 fire(AFTER_STEP)           # only on real optimizer steps

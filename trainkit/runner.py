@@ -196,9 +196,9 @@ class Runner:
     def _train_epoch(self, bar) -> None:
         start = self.inner_iter
         self.train_loader.batch_sampler.set_epoch(self.epoch, start)
-        self.fire(Event.BEFORE_EPOCH)
         model, fire, device = self.model, self.bus.fire, self.accelerator.device
-        model.train()
+        model.train()   # before before_epoch (mmcv's order), so a component may put parts in eval mode
+        self.fire(Event.BEFORE_EPOCH)
         for i, batch in enumerate(self.train_loader, start):
             self.inner_iter = i
             fire(Event.BEFORE_ITER, self)
@@ -230,7 +230,7 @@ class Runner:
         with no_sync:
             outputs = model(batch)
             loss = outputs["loss"]
-            if self.nonfinite != "ignore" and not math.isfinite(loss.item()):
+            if self.nonfinite != "ignore" and not self._finite(loss):
                 if self.nonfinite == "error":
                     lrs = {n: g["lr"] for n, g in zip(self.group_names, opt.param_groups)}
                     raise NonFiniteLossError(
@@ -267,6 +267,16 @@ class Runner:
             opt.step()
         opt.zero_grad(set_to_none=True)
         self.fire(Event.AFTER_STEP)
+
+    def _finite(self, loss: torch.Tensor) -> bool:
+        """Is the loss finite? With ``nonfinite=skip`` on several processes every rank must
+        skip together (DDP would wait forever for a rank that skipped its backward), so the
+        verdict is all-reduced: one scalar collective per iteration."""
+        ok = math.isfinite(loss.item())
+        if self.nonfinite == "skip" and self.accelerator.num_processes > 1:
+            bad = torch.tensor(0.0 if ok else 1.0, device=self.accelerator.device)
+            ok = self.accelerator.reduce(bad, reduction="sum").item() == 0
+        return ok
 
     def _end_epoch(self) -> None:
         self.fire(Event.AFTER_EPOCH)
