@@ -130,7 +130,11 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
 
 
 def _same_on_all_ranks(work_dir: Path) -> Path:
-    """Under several processes each rank's Hydra may stamp a different run dir: use rank 0's."""
+    """Under several processes each rank's Hydra may stamp a different run dir (``${now:}``
+    read in different seconds): use rank 0's, and remove this rank's own when it differs
+    and holds nothing but what Hydra put there (``.hydra/``, the job's ``.log``)."""
+    import shutil
+
     import torch
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
@@ -140,7 +144,11 @@ def _same_on_all_ranks(work_dir: Path) -> Path:
         return work_dir
     box = [str(work_dir)]
     broadcast_object_list(box, from_process=0)
-    return Path(box[0])
+    chosen = Path(box[0])
+    if chosen.resolve() != work_dir.resolve() and work_dir.is_dir() \
+            and all(p.name == ".hydra" or p.suffix == ".log" for p in work_dir.iterdir()):
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return chosen
 
 
 def _value(x: Any) -> Any:
