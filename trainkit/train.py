@@ -166,7 +166,19 @@ def _task(cfg: DictConfig) -> Optional[float]:
 
 def main() -> Any:
     C.register()
-    return hydra.main(version_base="1.3", config_path=str(C.CONF_DIR), config_name="config")(_task)()
+    out = hydra.main(version_base="1.3", config_path=str(C.CONF_DIR), config_name="config")(_task)()
+    _end_process_group()
+    return out
+
+
+def _end_process_group() -> None:
+    """Destroy the process group of a multi-process run while the interpreter is alive: left
+    to interpreter shutdown, gloo's worker threads can abort the process (SIGABRT, "terminate
+    called without an active exception"), and the launcher then reports the run as failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
