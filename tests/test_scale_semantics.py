@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from trainkit import checkpoint as ckpt_io
+from trainkit.loggers import read_jsonl
 from trainkit.lr_updaters import CosineAnnealingLrUpdater
 from trainkit.runner import Runner
 from trainkit.schedule import iters_per_epoch_from_config, main as schedule_main
@@ -69,7 +70,6 @@ def test_lr_follows_every_batch_and_steps_close_windows_epochs_and_the_run(tmp_p
     lr = [0.4 * (1 + math.cos(math.pi * k / 8)) / 2 for k in range(8)]
     assert [k for k, _ in r.components["steps"].steps] == [1, 3, 4, 6, 7]
     assert r.components["steps"].steps == [(k, pytest.approx(lr[k], rel=1e-12)) for k in (1, 3, 4, 6, 7)]
-    from trainkit.loggers import read_jsonl
     logged = {row["step"]: row["lr/pg0"] for row in read_jsonl(tmp_path / "metrics.jsonl") if "lr/pg0" in row}
     assert logged == {k: pytest.approx(lr[k], rel=1e-12) for k in range(8)}   # every batch, stepped or not
 
@@ -119,3 +119,17 @@ def test_preview_iters_per_epoch_per_process(make_cfg, world, drop_last):
 def test_preview_num_processes_errors(tmp_path, args, match):
     with pytest.raises(ValueError, match=match):
         schedule_main(["+recipe=digits_cosine_warmup", f"out={tmp_path}", *args])
+
+
+@pytest.mark.parametrize("name, processes, machines", [("local_2proc", 2, 1), ("multinode_2x8gpu", 16, 2)])
+def test_shipped_accelerate_configs_load(name, processes, machines):
+    """accelerate's own loader accepts them (an unknown or misspelt key is a TypeError), and
+    they select the launcher that starts several processes (MULTI_CPU would start one)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.utils import DistributedType
+
+    from trainkit.config import ROOT
+
+    cfg = load_config_from_file(str(ROOT / "scripts" / "accelerate" / f"{name}.yaml"))
+    assert cfg.distributed_type == DistributedType.MULTI_GPU
+    assert (cfg.num_processes, cfg.num_machines, cfg.use_cpu) == (processes, machines, False)
