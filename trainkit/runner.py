@@ -199,10 +199,11 @@ class Runner:
         model, fire, device = self.model, self.bus.fire, self.accelerator.device
         model.train()   # before before_epoch (mmcv's order), so a component may put parts in eval mode
         self.fire(Event.BEFORE_EPOCH)
+        due = False   # an iteration checkpoint is due (taken when the accumulation window closes)
         for i, batch in enumerate(self.train_loader, start):
             self.inner_iter = i
             fire(Event.BEFORE_ITER, self)
-            sync = (i + 1) % self.grad_accum == 0 or i + 1 == self.iters_per_epoch
+            sync = (i + 1) % self.grad_accum == 0 or i + 1 == self.iters_per_epoch or self.iter + 1 == self.max_iters
             self._train_step(to_device(batch, device), sync)
             fire(Event.AFTER_ITER, self)
             self.iter += 1
@@ -213,10 +214,12 @@ class Runner:
             if self.iter >= self.max_iters:
                 self.inner_iter = (i + 1) % self.iters_per_epoch
                 return
-            if self.checkpoint_interval_iters and self.iter % self.checkpoint_interval_iters == 0 \
-                    and i + 1 < self.iters_per_epoch:
-                self.inner_iter = i + 1
-                self._save("last", f"iter_{self.iter}")
+            if self.checkpoint_interval_iters and i + 1 < self.iters_per_epoch:
+                due = due or self.iter % self.checkpoint_interval_iters == 0
+                if due and sync:   # accumulated gradients are not checkpointed: save between windows
+                    due = False
+                    self.inner_iter = i + 1
+                    self._save("last", f"iter_{self.iter}")
         self.inner_iter = 0
 
     def _train_step(self, batch: Any, sync: bool) -> None:

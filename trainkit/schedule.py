@@ -8,12 +8,16 @@ group's lr and momentum at ``after_step``, i.e. the values ``optimizer.step()`` 
 Command line (the same Hydra config as ``trainkit.train``)::
 
     python -m trainkit.schedule +recipe=NAME [overrides] [out=DIR] [format=csv|json]
-        [iters_per_epoch=N] [metric_trace=FILE.json|[v1,v2,...]|improve_then_flat|improve|flat]
+        [iters_per_epoch=N | num_processes=N]
+        [metric_trace=FILE.json|[v1,v2,...]|improve_then_flat|improve|flat]
 
 writes ``schedule.csv`` (or ``.json``) and ``schedule.png`` into ``out``
 (default ``outputs/<name>/schedule``), and ``checks.csv`` when components logged
 scalars at validations / epoch ends (the plateau reducer's state). ``metric_trace``
-defaults to the recipe's ``extra.metric_trace``.
+defaults to the recipe's ``extra.metric_trace``. ``num_processes=N`` previews a run on
+``N`` processes: an iteration is one batch per process, and each process's training
+sampler takes ``len(train) // N`` samples per epoch, so
+``iters_per_epoch = ceil(len(train) // N / batch_size)`` (``floor`` with ``drop_last``).
 """
 from __future__ import annotations
 
@@ -275,7 +279,7 @@ def _reductions(checks: list[dict[str, Any]]) -> list[str]:
 
 
 # --------------------------------------------------------------------- CLI
-OPTIONS = ("out", "format", "iters_per_epoch", "metric_trace")
+OPTIONS = ("out", "format", "iters_per_epoch", "num_processes", "metric_trace")
 
 
 def _split_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -317,12 +321,24 @@ def planned_rows(cfg, runner) -> list[dict[str, Any]]:
     return preview(groups, components, t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
 
 
-def iters_per_epoch_from_config(cfg) -> int:
+def iters_per_epoch_from_config(cfg, num_processes: int = 1) -> int:
+    """Batches per epoch of each process, counted by the Runner's own training sampler."""
     from . import config as C
+    from .data import EpochBatchSampler
 
     n = len(C.build(cfg.data, "data").train)
-    bs = cfg.trainer.batch_size
-    return n // bs if cfg.trainer.drop_last else math.ceil(n / bs)
+    return len(EpochBatchSampler(n, cfg.trainer.batch_size, shuffle=True, drop_last=cfg.trainer.drop_last,
+                                 world=num_processes))
+
+
+def _positive_int(key: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{key}={text!r} is not valid; allowed: an integer >= 1")
+    return value
 
 
 def main(argv: Optional[Sequence[str]] = None) -> Path:
@@ -342,7 +358,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
         raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
     t0 = time.perf_counter()
     groups = groups_from_config(cfg)
-    ipe = int(ours["iters_per_epoch"]) if "iters_per_epoch" in ours else iters_per_epoch_from_config(cfg)
+    if "iters_per_epoch" in ours and "num_processes" in ours:
+        raise ValueError("give iters_per_epoch or num_processes, not both")
+    world = _positive_int("num_processes", ours.get("num_processes", "1"))
+    ipe = _positive_int("iters_per_epoch", ours["iters_per_epoch"]) if "iters_per_epoch" in ours \
+        else iters_per_epoch_from_config(cfg, world)
     components = {k: v for k, v in (cfg.components or {}).items()}
     t = cfg.trainer
     n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval)
@@ -363,7 +383,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     plot(rows, out / "schedule.png", title=f"{cfg.name}: {len(groups)} groups, {len(rows)} iterations",
          metrics=metrics)
     print(f"schedule of {cfg.name}: {len(rows)} iterations x {len(groups)} param groups "
-          f"({ipe} iters/epoch) in {time.perf_counter() - t0:.2f} s")
+          f"({ipe} iters/epoch{f' per process, {world} processes' if world > 1 else ''}) "
+          f"in {time.perf_counter() - t0:.2f} s")
     print(f"  table: {table}\n  plot:  {out / 'schedule.png'}")
     for k, v in (trace or {}).items():
         print(f"  metric trace ({spec}): {k} = {', '.join(f'{x:.4g}' for x in v[:n_val])}")

@@ -129,7 +129,11 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
 
 
 def _same_on_all_ranks(work_dir: Path) -> Path:
-    """Under several processes each rank's Hydra may stamp a different run dir: use rank 0's."""
+    """Under several processes each rank's Hydra may stamp a different run dir (``${now:}``
+    read in different seconds): use rank 0's, and remove this rank's own when it differs
+    and holds nothing but what Hydra put there (``.hydra/``, the job's ``.log``)."""
+    import shutil
+
     import torch
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
@@ -139,7 +143,11 @@ def _same_on_all_ranks(work_dir: Path) -> Path:
         return work_dir
     box = [str(work_dir)]
     broadcast_object_list(box, from_process=0)
-    return Path(box[0])
+    chosen = Path(box[0])
+    if chosen.resolve() != work_dir.resolve() and work_dir.is_dir() \
+            and all(p.name == ".hydra" or p.suffix == ".log" for p in work_dir.iterdir()):
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return chosen
 
 
 def _value(x: Any) -> Any:
@@ -157,7 +165,19 @@ def _task(cfg: DictConfig) -> Optional[float]:
 
 def main() -> Any:
     C.register()
-    return hydra.main(version_base="1.3", config_path=str(C.CONF_DIR), config_name="config")(_task)()
+    out = hydra.main(version_base="1.3", config_path=str(C.CONF_DIR), config_name="config")(_task)()
+    _end_process_group()
+    return out
+
+
+def _end_process_group() -> None:
+    """Destroy the process group of a multi-process run while the interpreter is alive: left
+    to interpreter shutdown, gloo's worker threads can abort the process (SIGABRT, "terminate
+    called without an active exception"), and the launcher then reports the run as failed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,93 @@
+"""Per-rank probes for the multi-process and sweep tests.
+
+Importable from torchrun / accelerate / joblib children (``PYTHONPATH`` holds ``tests``).
+"""
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from trainkit import checkpoint as ckpt_io
+from trainkit.optim import get_momentum
+
+
+class RankTrace:
+    """One JSON line per iteration into ``<work_dir>/trace_rank<r>.jsonl``: the lr, the
+    schedule's unscaled value (``scheduled_lr``) and momentum of every group as the
+    iteration's step uses them, whether the iteration stepped, this rank's own loss, the
+    EMA momentum and the plateau reducer's state after the iteration. At the end of the
+    run, this rank's parameters and EMA target go to ``<work_dir>/final_rank<r>.pt``.
+
+    It also records every checkpoint this rank writes (``saves_rank<r>.jsonl``) and, with
+    ``stop_at``, raises ``KeyboardInterrupt`` before that iteration on every rank (Ctrl-C)."""
+
+    priority = {"before_iter": 95, "after_step": 95, "after_iter": 80, "before_run": 95, "after_run": 0}
+
+    def __init__(self, stop_at=None, ema="ema", plateau="plateau"):
+        self.stop_at, self.ema, self.plateau = stop_at, ema, plateau
+
+    def before_run(self, runner):
+        rank = runner.accelerator.process_index
+        self.rank, self.dir = rank, Path(runner.work_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.dir / f"trace_rank{rank}.jsonl", "a")
+        save, log = ckpt_io.save_atomic, self.dir / f"saves_rank{rank}.jsonl"
+
+        def spy(obj, path):
+            with open(log, "a") as f:
+                f.write(json.dumps({"name": Path(path).name, "iter": obj["counters"]["iter"]}) + "\n")
+            return save(obj, path)
+
+        ckpt_io.save_atomic = spy   # the Runner calls ckpt_io.save_atomic
+
+    def before_iter(self, runner):
+        if runner.iter == self.stop_at:
+            raise KeyboardInterrupt
+        groups = runner.optimizer.param_groups
+        self.row = {"iter": runner.iter, "epoch": runner.epoch, "lr": [g["lr"] for g in groups],
+                    "scheduled_lr": [g.get("scheduled_lr") for g in groups],
+                    "momentum": [get_momentum(g) for g in groups], "stepped": False}
+
+    def after_step(self, runner):
+        self.row["stepped"] = True
+
+    def after_iter(self, runner):
+        self.row["loss"] = float(runner.outputs["loss"].detach())
+        ema = runner.components.get(self.ema)
+        if ema is not None:
+            self.row["ema_momentum"] = ema.momentum
+        p = runner.components.get(self.plateau)
+        if p is not None:
+            self.row["plateau"] = {"step_count": p.step_count, "value": p.value, "best": p.best,
+                                   "reductions": p.reductions}
+        self.fh.write(json.dumps(self.row) + "\n")
+        self.fh.flush()
+
+    def after_run(self, runner):
+        model = runner.unwrapped_model
+        final = {"params": {n: p.detach().clone() for n, p in model.named_parameters()}}
+        target = getattr(model, "target_net", None)
+        if target is not None:
+            final["target"] = {n: p.detach().clone() for n, p in target.named_parameters()}
+        torch.save(final, self.dir / f"final_rank{self.rank}.pt")
+        self.fh.close()
+
+
+class Rendezvous:
+    """Proves that sweep jobs run side by side: at ``before_run`` each job leaves
+    ``<dir>/ready_<pid>`` and waits until ``n`` such files exist (raises after ``timeout`` s,
+    which only happens when the jobs run one after the other)."""
+
+    def __init__(self, dir, n=2, timeout=60.0):
+        self.dir, self.n, self.timeout = Path(dir), n, timeout
+
+    def before_run(self, runner):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        (self.dir / f"ready_{os.getpid()}").write_text(str(runner.work_dir))
+        deadline = time.monotonic() + self.timeout
+        while len(list(self.dir.glob("ready_*"))) < self.n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(list(self.dir.glob('ready_*')))} of {self.n} jobs started together")
+            time.sleep(0.02)
