@@ -307,6 +307,9 @@ def groups_from_config(cfg) -> list[dict[str, Any]]:
 
 
 SCHEDULE_MODULES = ("trainkit.lr_updaters.", "trainkit.momentum_updaters.")
+# What the command-line preview runs: components that write param groups' lr/momentum.
+# Others (the EMA, a backbone unfreezer, reports) need a real model and change no schedule.
+PREVIEWED_MODULES = SCHEDULE_MODULES + ("trainkit.plateau.",)
 
 
 def planned_rows(cfg, runner) -> list[dict[str, Any]]:
@@ -363,7 +366,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     world = _positive_int("num_processes", ours.get("num_processes", "1"))
     ipe = _positive_int("iters_per_epoch", ours["iters_per_epoch"]) if "iters_per_epoch" in ours \
         else iters_per_epoch_from_config(cfg, world)
-    components = {k: v for k, v in (cfg.components or {}).items()}
+    components = {k: v for k, v in (cfg.components or {}).items()
+                  if v is not None and str(v.get("_target_", "")).startswith(PREVIEWED_MODULES)}
+    skipped = sorted(set(k for k, v in (cfg.components or {}).items() if v is not None) - set(components))
     t = cfg.trainer
     n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval)
     spec = ours.get("metric_trace", (cfg.extra or {}).get("metric_trace"))
@@ -386,6 +391,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
           f"({ipe} iters/epoch{f' per process, {world} processes' if world > 1 else ''}) "
           f"in {time.perf_counter() - t0:.2f} s")
     print(f"  table: {table}\n  plot:  {out / 'schedule.png'}")
+    if skipped:
+        print(f"  not previewed (they change no lr/momentum): {', '.join(skipped)}")
     for k, v in (trace or {}).items():
         print(f"  metric trace ({spec}): {k} = {', '.join(f'{x:.4g}' for x in v[:n_val])}")
     if checks:
