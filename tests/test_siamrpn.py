@@ -350,3 +350,37 @@ def test_resume_reproduces_uninterrupted_run(make_cfg, tmp_path):
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["metrics"] == b["metrics"]
+
+
+def test_recipe_follows_mmtrack_schedule(make_cfg):
+    cfg = make_cfg("+recipe=siamese_rpn")
+    epochs = cfg.trainer.max_epochs
+    assert cfg.components.lr._target_ == "trainkit.lr_updaters.SiameseRPNLrUpdater"
+    step, log = cfg.components.lr.lr_configs
+    assert (step.type, step.start_lr_factor, step.end_lr_factor, step.end_epoch) == ("step", 0.2, 1.0, epochs // 4)
+    assert (log.type, log.start_lr_factor, log.end_lr_factor, log.end_epoch) == ("log", 1.0, 0.1, epochs)
+    assert epochs % 4 == 0 and cfg.components.unfreeze.start_epoch == epochs // 2
+    assert cfg.optimizer.momentum == 0.9 and cfg.optimizer.weight_decay == 1e-4
+    assert cfg.param_groups.groups.backbone == {"prefix": "backbone", "lr_mult": 0.1}
+    assert cfg.trainer.clip_grad == 10.0 and epochs % cfg.trainer.val_interval == 0
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.neg_prob=1.0", r"data.neg_prob=1.0 must be in \[0, 1\)"),
+    ("data.pairs_per_epoch=0", r"data.pairs_per_epoch=0 must be >= 1"),
+    ("data.frame_size=40", r"data.frame_size=40 must be >= 2 \* template_size \(64\)"),
+    ("model.search_size=66", r"model.search_size=66 must be a multiple of 4"),
+])
+def test_bad_settings_are_named_at_build_time(make_cfg, tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        build_runner(make_cfg(*TINY, override), tmp_path)
+
+
+def test_report_requires_tracking_evaluator_and_evaluator_requires_sequences():
+    from trainkit.tracking import TrackingEvaluator, TrackingReport
+
+    with pytest.raises(ValueError, match="needs evaluator trainkit.tracking.TrackingEvaluator, got MeanOutputs"):
+        from trainkit.evaluation import MeanOutputs
+        TrackingReport().before_run(SimpleNamespace(evaluator=MeanOutputs()))
+    with pytest.raises(ValueError, match="needs held-out sequences in data.val"):
+        TrackingEvaluator()(SimpleNamespace(val_loader=None))

@@ -34,7 +34,8 @@ def crop(frame: np.ndarray, cx: float, cy: float, w: float, h: float, out: int) 
     as the frame's mean colour (``grid_sample`` of ``frame - mean`` with zero padding,
     ``align_corners=False``, plus the mean)."""
     H, W = frame.shape[:2]
-    mean = frame.reshape(-1, 3).mean(0, dtype=np.float32)
+    pixels = frame.reshape(-1, 3).astype(np.float32)
+    mean = np.ones(len(pixels), np.float32) @ pixels / len(pixels)     # a BLAS sum: ~15x numpy's mean(0)
 
     def taps(centre, size, n):
         pos = centre + ((np.arange(out) + 0.5) / out - 0.5) * size - 0.5   # in pixel-index units
@@ -46,11 +47,9 @@ def crop(frame: np.ndarray, cx: float, cy: float, w: float, h: float, out: int) 
 
     x0, x1, wx0, wx1 = taps(cx, w, W)
     y0, y1, wy0, wy1 = taps(cy, h, H)
-    rows0, rows1 = frame[y0].astype(np.float32) - mean, frame[y1].astype(np.float32) - mean
-    wx0, wx1 = wx0[None, :, None], wx1[None, :, None]
-    top = rows0[:, x0] * wx0 + rows0[:, x1] * wx1
-    bottom = rows1[:, x0] * wx0 + rows1[:, x1] * wx1
-    img = top * wy0[:, None, None] + bottom * wy1[:, None, None] + mean
+    rows = frame[y0].astype(np.float32) * wy0[:, None, None] + frame[y1].astype(np.float32) * wy1[:, None, None]
+    img = rows[:, x0] * wx0[None, :, None] + rows[:, x1] * wx1[None, :, None]
+    img += mean * (1 - np.outer(wy0 + wy1, wx0 + wx1))[..., None]     # weight missing outside the frame
     return np.ascontiguousarray(img.transpose(2, 0, 1)) / np.float32(255)
 
 
@@ -123,8 +122,8 @@ class SequenceSet(Dataset):
 
 def tracking_data(root: Optional[str] = None, val_root: Optional[str] = None, *, seed: int = 0,
                   template_size: int = 32, search_size: int = 64, context_amount: float = 0.5,
-                  train_sequences: int = 96, val_sequences: int = 16, train_frames: int = 32,
-                  val_frames: int = 64, frame_size: int = 128, pairs_per_epoch: int = 2048,
+                  train_sequences: int = 96, val_sequences: int = 24, train_frames: int = 32,
+                  val_frames: int = 64, frame_size: int = 128, pairs_per_epoch: int = 6144,
                   frame_range: int = 30, neg_prob: float = 0.2, search_shift: float = 12.0) -> DataBundle:
     """Training pairs and held-out sequences.
 

@@ -72,10 +72,9 @@ class SiamRPNTracker:
             rc = _change((wh[:, 0:1] / wh[:, 1:2]) / (bw / bh))
             penalty = torch.exp(-(rc * sc - 1) * self.penalty_k)
             pscore = penalty * scores * (1 - self.window_influence) + window * self.window_influence
-            best = pscore.argmax(1)
-            pick = lambda v: v.gather(1, best[:, None])[:, 0]   # noqa: E731
-            lr = (pick(penalty) * pick(scores) * self.size_lr)[:, None]
-            b = boxes[torch.arange(len(idx)), best]
+            rows, best = torch.arange(len(idx)), pscore.argmax(1)
+            lr = (penalty[rows, best] * scores[rows, best] * self.size_lr)[:, None]
+            b = boxes[rows, best]
             c = c + (b[:, :2] - S / 2) / k[:, None]
             wh = (1 - lr) * wh + lr * b[:, 2:] / k[:, None]
             lim = frame_wh[ii]
