@@ -57,6 +57,7 @@ class TrainerConfig:
     monitor: Optional[str] = None
     print_events: bool = False
     num_threads: Optional[int] = None
+    find_unused_parameters: bool = False
 
 
 @dataclass

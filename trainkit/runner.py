@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping, Optional
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DistributedType, set_seed
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
 from torch.utils.data import Dataset
 
 from . import checkpoint as ckpt_io
@@ -85,6 +85,7 @@ class Runner:
         progress: bool = True,
         monitor: Optional[str] = None,
         accelerator: Optional[Accelerator] = None,
+        find_unused_parameters: bool = False,
     ):
         _check_choice("trainer.nonfinite", nonfinite, NONFINITE)
         if (max_epochs is None) == (max_iters is None):
@@ -101,8 +102,9 @@ class Runner:
             raise ValueError(f"trainer.clip_grad must be > 0 or null, got {clip_grad}")
 
         if accelerator is None:
+            ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if find_unused_parameters else []
             accelerator = _SingleProcess() if dry_run else Accelerator(
-                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available())
+                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
         self.accelerator = accelerator
         acc = self.accelerator
         self.is_main = acc.is_main_process
@@ -357,7 +359,12 @@ class Runner:
         loss = self.outputs.get("loss")
         if loss is not None:
             post["loss"] = f"{float(loss.detach()):.4f}"
-        post["lr"] = f"{self.optimizer.param_groups[0]['lr']:.3g}"
+        groups = self.optimizer.param_groups
+        if len(groups) <= 3:
+            for name, g in zip(self.group_names, groups):
+                post[f"lr/{name}"] = f"{g['lr']:.3g}"
+        else:
+            post["lr"] = f"{groups[0]['lr']:.3g}"
         return post
 
 

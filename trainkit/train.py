@@ -63,6 +63,7 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
         checkpoint_interval=t.checkpoint_interval, checkpoint_interval_iters=t.checkpoint_interval_iters,
         resume=str(resume_path) if resume_path else None, log_interval=t.log_interval,
         nonfinite=_value(t.nonfinite), progress=t.progress, monitor=t.monitor,
+        find_unused_parameters=t.find_unused_parameters,
     )
     if runner.is_main:   # the logger hook writes to runner.sinks
         runner.sinks.extend(_tracking_sinks(cfg, runner.work_dir, resume=resume_path is not None))
