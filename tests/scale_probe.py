@@ -91,3 +91,24 @@ class Rendezvous:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {len(list(self.dir.glob('ready_*')))} of {self.n} jobs started together")
             time.sleep(0.02)
+
+
+class NanLossOnRank:
+    """Makes the loss NaN on one rank at one iteration (the other rank's loss stays finite)."""
+
+    priority = 0
+
+    def __init__(self, rank=0, at=3):
+        self.rank, self.at = rank, at
+
+    def before_run(self, runner):
+        model = runner.unwrapped_model
+        forward = model.forward
+
+        def poisoned(batch):
+            out = forward(batch)
+            if runner.iter == self.at and runner.accelerator.process_index == self.rank:
+                out = {**out, "loss": out["loss"] * float("nan")}
+            return out
+
+        model.forward = poisoned

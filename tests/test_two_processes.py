@@ -227,3 +227,22 @@ def test_ctrl_c_on_both_ranks_then_resume_with_accelerate_launch_is_exact(full):
     lrs = lambda d: {r["step"]: r["lr/pg0"] for r in read_jsonl(d / "metrics.jsonl") if "lr/pg0" in r}
     assert lrs(cut) == lrs(ref)
     assert {r["step"] for r in read_jsonl(cut / "metrics.superseded.jsonl")} == {16, 17}
+
+
+def test_nonfinite_skip_on_one_rank_skips_the_step_on_every_rank(tmp_path):
+    """A NaN loss on rank 0 only: with trainer.nonfinite=skip both ranks skip that step
+    together (a lone skip would leave the other rank waiting in DDP's all-reduce forever)."""
+    run_dir = tmp_path / "run"
+    out = torchrun(tmp_path, "+recipe=digits_baseline", "trainer.max_epochs=1", "model.width=8",
+                   "trainer.nonfinite=skip", "logger=none", f"hydra.run.dir={run_dir}",
+                   "+components.nan={_target_:scale_probe.NanLossOnRank,rank:0,at:3}",
+                   "+components.trace={_target_:scale_probe.RankTrace}")
+    assert out.returncode == 0, out.stderr[-3000:]
+    t0, t1 = traces(run_dir)
+    assert sorted(t0) == sorted(t1) == list(range(12))   # 1,437 digits: 718 per rank, 12 batches of 64
+    assert [t0[i]["stepped"] for i in range(12)] == [t1[i]["stepped"] for i in range(12)] \
+        == [i != 3 for i in range(12)]
+    f0, f1 = (torch.load(run_dir / f"final_rank{r}.pt") for r in (0, 1))
+    for name in f0["params"]:
+        assert torch.equal(f0["params"][name], f1["params"][name]), name
+    assert ckpt_io.load(run_dir / "checkpoints" / "last.pt")["skipped_steps"] == 1
