@@ -21,6 +21,7 @@ from trainkit.events import Priority
 from trainkit.loggers import read_jsonl
 from trainkit.optim import NamedGroups
 from trainkit.runner import Runner
+from helpers import StopAt
 
 EPS32 = torch.finfo(torch.float32).eps
 
@@ -83,15 +84,6 @@ class Recorder:
     def after_iter(self, runner):
         self.end[runner.iter] = params64(runner.unwrapped_model_inner.target_net)
         self.momentum[runner.iter] = self.ema.momentum
-
-
-class StopAt:
-    def __init__(self, at):
-        self.at = at
-
-    def before_iter(self, runner):
-        if runner.iter == self.at:
-            raise KeyboardInterrupt
 
 
 def data(n, seed=0):

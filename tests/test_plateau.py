@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import StepLrs, StopAt
 from plateau_probe import LossScript, MetricScript, Scripted, zeros
 from trainkit.config import build
 from trainkit.loggers import read_jsonl
@@ -67,19 +68,8 @@ def train_run(tmp_path, losses, *, ipe=4, epochs=None, components=None, groups=(
     plateau = ReduceLR(**kw)
     seen = {}
 
-    class Rec:
-        priority = 100
-
-        def after_step(self, runner):
-            seen[runner.iter] = [g["lr"] for g in runner.optimizer.param_groups]
-
-    class Stop:
-        def before_iter(self, runner):
-            if runner.iter == stop_at:
-                raise KeyboardInterrupt
-
     comps = {k: build(v, k) for k, v in (components or {}).items()}
-    comps.update(script=LossScript(losses), plateau=plateau, rec=Rec(), stop=Stop())
+    comps.update(script=LossScript(losses), plateau=plateau, rec=StepLrs(seen), stop=StopAt(stop_at))
     runner = Runner(model, opt, zeros(ipe).train, batch_size=1, max_epochs=epochs or len(losses) // ipe,
                     components=comps, work_dir=tmp_path, progress=False, resume=resume,
                     checkpoint_interval_iters=ckpt_iters, nonfinite="skip")
@@ -360,24 +350,12 @@ def test_resumed_run_makes_the_same_decisions(tmp_path, case):
         opt = torch.optim.SGD([{"params": [model.w], "lr": 0.05, "name": "a"},
                                {"params": [torch.nn.Parameter(torch.zeros(1))], "lr": 0.01, "name": "b"}])
         seen = {}
-
-        class Rec:
-            priority = 100
-
-            def after_step(self, runner):
-                seen[runner.iter] = [g["lr"] for g in runner.optimizer.param_groups]
-
-        class Stop:
-            def before_iter(self, runner):
-                if runner.iter == stop_at:
-                    raise KeyboardInterrupt
-
         plateau = ReduceLR(**kw)
         checks = Checks(plateau)
         built = {k: build(v, k) for k, v in comps.items()}
         runner = Runner(model, opt, zeros(4).train, val_data=zeros().val, evaluator=ev, batch_size=1, max_epochs=6,
-                        components={**built, "script": LossScript(losses), "plateau": plateau, "rec": Rec(),
-                                    "stop": Stop(), "checks": checks},
+                        components={**built, "script": LossScript(losses), "plateau": plateau, "rec": StepLrs(seen),
+                                    "stop": StopAt(stop_at), "checks": checks},
                         work_dir=d, progress=False, checkpoint_interval_iters=3, resume=resume)
         try:
             runner.run()

@@ -10,6 +10,7 @@ from trainkit import checkpoint as ckpt_io
 from trainkit.events import Priority
 from trainkit.loggers import read_jsonl
 from trainkit.runner import NonFiniteLossError, Runner
+from helpers import StopAt
 
 
 class Net(torch.nn.Module):
@@ -47,17 +48,6 @@ class HalvingLr:
 
     def load_state_dict(self, sd):
         self.calls = sd["calls"]
-
-
-class StopAt:
-    """Simulates an interruption (Ctrl-C) at a given global iteration."""
-
-    def __init__(self, at):
-        self.at = at
-
-    def before_iter(self, runner):
-        if runner.iter == self.at:
-            raise KeyboardInterrupt
 
 
 def data(n=40, seed=0):

@@ -16,6 +16,7 @@ from trainkit.loggers import read_jsonl
 from trainkit.lr_updaters import CosineAnnealingLrUpdater
 from trainkit.runner import Runner
 from trainkit.schedule import iters_per_epoch_from_config, main as schedule_main
+from helpers import StopAt
 
 
 class Net(torch.nn.Module):
@@ -38,15 +39,6 @@ class Steps:
 
     def after_step(self, runner):
         self.steps.append((runner.iter, runner.optimizer.param_groups[0]["lr"]))
-
-
-class StopAt:
-    def __init__(self, at):
-        self.at = at
-
-    def before_iter(self, runner):
-        if runner.iter == self.at:
-            raise KeyboardInterrupt
 
 
 def runner(work_dir, *, stop_at=None, resume=None, **kw):

@@ -5,6 +5,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from trainkit.runner import Runner
+from helpers import StopAt
 
 L, M = "trainkit.lr_updaters.", "trainkit.momentum_updaters."
 
@@ -34,15 +35,6 @@ class Interrupt(Exception):
     pass
 
 
-class StopAt:
-    def __init__(self, at):
-        self.at = at
-
-    def before_iter(self, runner):
-        if runner.iter == self.at:
-            raise Interrupt
-
-
 def run(tmp_path, components, *, lr_scale=1.0, stop_at=None, resume=None, adam=False):
     from trainkit.config import build
 
@@ -56,7 +48,7 @@ def run(tmp_path, components, *, lr_scale=1.0, stop_at=None, resume=None, adam=F
     comps = {name: build(node, f"components.{name}") for name, node in components.items()}
     comps["rec"] = rec
     if stop_at is not None:
-        comps["stop"] = StopAt(stop_at)
+        comps["stop"] = StopAt(stop_at, Interrupt)
     runner = Runner(model, opt, data, batch_size=2, max_epochs=4, components=comps, work_dir=tmp_path,
                     checkpoint_interval_iters=3, resume=resume, progress=False)
     try:

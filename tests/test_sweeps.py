@@ -2,7 +2,6 @@
 and the parallel joblib launcher (hydra-joblib-launcher). The two plugins are optional
 extras (`pip install -e .[optuna,joblib]`); their tests skip when they are absent."""
 import glob
-import os
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import isolated_env
 
 from trainkit.loggers import read_jsonl
 from trainkit.sweep import read_results
@@ -22,13 +22,7 @@ SMALL = ["trainer.max_iters=3", "trainer.max_epochs=null", "trainer.log_interval
 
 
 def multirun(tmp, *args):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    home = tmp / "wandb_home"
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
-               WANDB_MODE="offline", WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true",
-               WANDB_ERROR_REPORTING="false", WANDB_CONFIG_DIR=str(home / "config"),
-               WANDB_CACHE_DIR=str(home / "cache"), WANDB_DATA_DIR=str(home / "data"),
-               XDG_CACHE_HOME=str(home / "xdg"))
+    env = isolated_env(tmp, ROOT)
     proc = subprocess.Popen([sys.executable, "-m", "trainkit.train", "-m", *args, f"hydra.sweep.dir={tmp / 'sweep'}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out, err = proc.communicate(timeout=240)

@@ -11,7 +11,6 @@ import csv
 import glob
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from trainkit import checkpoint as ckpt_io
 from trainkit.loggers import read_jsonl
 from trainkit.schedule import main as schedule_main
 from trainkit.wandb_file import read_run
+
+from helpers import isolated_env
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -51,14 +52,7 @@ def trace(stop_at=None):
 
 
 def env_for(tmp):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    home = tmp / "wandb_home"
-    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
-               WANDB_MODE="offline", WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true",
-               WANDB_ERROR_REPORTING="false", WANDB_CONFIG_DIR=str(home / "config"),
-               WANDB_CACHE_DIR=str(home / "cache"), WANDB_DATA_DIR=str(home / "data"),
-               XDG_CACHE_HOME=str(home / "xdg"))
-    return env
+    return isolated_env(tmp, ROOT)
 
 
 def torchrun(tmp, *args):

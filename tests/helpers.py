@@ -1,0 +1,38 @@
+"""Small components and settings shared by the tests (``tests/`` is on ``sys.path``)."""
+import os
+
+
+class StopAt:
+    """Simulates an interruption: raises ``error`` (Ctrl-C by default) before iteration ``at``."""
+
+    def __init__(self, at, error=KeyboardInterrupt):
+        self.at, self.error = at, error
+
+    def before_iter(self, runner):
+        if runner.iter == self.at:
+            raise self.error
+
+
+class StepLrs:
+    """Records each group's lr as the optimizer step of each iteration uses it: ``seen[iter]``."""
+
+    priority = 100
+
+    def __init__(self, seen=None):
+        self.seen = {} if seen is None else seen
+
+    def after_step(self, runner):
+        self.seen[runner.iter] = [g["lr"] for g in runner.optimizer.param_groups]
+
+
+def isolated_env(tmp, root):
+    """Environment for a child ``python -m trainkit.train``: W&B offline, its files under
+    ``tmp``, an unreachable loopback server, one thread, and ``tests/`` importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    home = tmp / "wandb_home"
+    env.update(OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(root / "tests"), str(root)]),
+               WANDB_MODE="offline", WANDB_BASE_URL="http://127.0.0.1:9", WANDB_SILENT="true",
+               WANDB_ERROR_REPORTING="false", WANDB_CONFIG_DIR=str(home / "config"),
+               WANDB_CACHE_DIR=str(home / "cache"), WANDB_DATA_DIR=str(home / "data"),
+               XDG_CACHE_HOME=str(home / "xdg"))
+    return env
