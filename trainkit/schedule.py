@@ -293,17 +293,19 @@ def _split_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
     return ours, overrides
 
 
-def groups_from_config(cfg) -> list[dict[str, Any]]:
-    """The param groups (hyper-parameters only) the recipe's model and optimizer give."""
-    from . import config as C
-    from .optim import build_optimizer, group_names
-
-    model = C.build(cfg.model, "model")
-    factory = C.build(cfg.optimizer, "optimizer", _partial_=True)
-    optimizer = build_optimizer(model, factory, C.build(cfg.param_groups, "param_groups"))
-    names = group_names(optimizer)
+def group_hparams(optimizer, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Each param group's hyper-parameters (everything but ``params``) under its name."""
     return [{**{k: v for k, v in g.items() if k != "params"}, "name": n}
             for g, n in zip(optimizer.param_groups, names)]
+
+
+def groups_from_config(cfg) -> list[dict[str, Any]]:
+    """The param groups (hyper-parameters only) the recipe's model and optimizer give."""
+    from .optim import group_names
+    from .train import build_model_and_optimizer
+
+    _, optimizer = build_model_and_optimizer(cfg)
+    return group_hparams(optimizer, group_names(optimizer))
 
 
 SCHEDULE_MODULES = ("trainkit.lr_updaters.", "trainkit.momentum_updaters.")
@@ -312,16 +314,19 @@ SCHEDULE_MODULES = ("trainkit.lr_updaters.", "trainkit.momentum_updaters.")
 PREVIEWED_MODULES = SCHEDULE_MODULES + ("trainkit.plateau.",)
 
 
+def component_nodes(cfg, modules: tuple[str, ...]) -> dict[str, Any]:
+    """The recipe's component nodes whose ``_target_`` lives in one of ``modules``."""
+    return {k: v for k, v in (cfg.components or {}).items()
+            if v is not None and str(v.get("_target_", "")).startswith(modules)}
+
+
 def planned_rows(cfg, runner) -> list[dict[str, Any]]:
     """The planned schedule of a run about to start: its lr/momentum components (plateau
     reductions depend on metrics not yet seen, so they are left out) previewed over the
     runner's own param groups and iterations per epoch (per process)."""
-    groups = [{**{k: v for k, v in g.items() if k != "params"}, "name": n}
-              for g, n in zip(runner.optimizer.param_groups, runner.group_names)]
-    components = {k: v for k, v in (cfg.components or {}).items()
-                  if v is not None and str(v.get("_target_", "")).startswith(SCHEDULE_MODULES)}
     t = cfg.trainer
-    return preview(groups, components, t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
+    return preview(group_hparams(runner.optimizer, runner.group_names), component_nodes(cfg, SCHEDULE_MODULES),
+                   t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
 
 
 def iters_per_epoch_from_config(cfg, num_processes: int = 1) -> int:
@@ -366,8 +371,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     world = _positive_int("num_processes", ours.get("num_processes", "1"))
     ipe = _positive_int("iters_per_epoch", ours["iters_per_epoch"]) if "iters_per_epoch" in ours \
         else iters_per_epoch_from_config(cfg, world)
-    components = {k: v for k, v in (cfg.components or {}).items()
-                  if v is not None and str(v.get("_target_", "")).startswith(PREVIEWED_MODULES)}
+    components = component_nodes(cfg, PREVIEWED_MODULES)
     skipped = sorted(set(k for k, v in (cfg.components or {}).items() if v is not None) - set(components))
     t = cfg.trainer
     n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval)

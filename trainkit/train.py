@@ -25,7 +25,6 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
     from accelerate.utils import set_seed
 
     from .checkpoint import find_resume
-    from .optim import build_optimizer
     from .runner import Runner
 
     t = cfg.trainer
@@ -39,15 +38,7 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = 
         torch.set_num_threads(t.num_threads)
     set_seed(cfg.seed)
     data = C.build(cfg.data, "data")
-    model = C.build(cfg.model, "model")
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"config key 'model' must build a torch.nn.Module, got {type(model).__name__}")
-    opt_factory = C.build(cfg.optimizer, "optimizer", _partial_=True)
-    constructor = C.build(cfg.param_groups, "param_groups")
-    try:
-        optimizer = build_optimizer(model, opt_factory, constructor)
-    except TypeError as e:
-        raise ValueError(f"config key 'optimizer': {e}") from e
+    model, optimizer = build_model_and_optimizer(cfg)
     components = {}
     for name, node in (cfg.components or {}).items():
         if node is not None:
@@ -95,6 +86,23 @@ def _log_planned_schedule(cfg: DictConfig, runner) -> None:
         return
     for sink in sinks:
         sink.log_planned(rows)
+
+
+def build_model_and_optimizer(cfg: DictConfig):
+    """The recipe's model and its optimizer (named param groups via ``param_groups``)."""
+    import torch
+
+    from .optim import build_optimizer
+
+    model = C.build(cfg.model, "model")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"config key 'model' must build a torch.nn.Module, got {type(model).__name__}")
+    opt_factory = C.build(cfg.optimizer, "optimizer", _partial_=True)
+    constructor = C.build(cfg.param_groups, "param_groups")
+    try:
+        return model, build_optimizer(model, opt_factory, constructor)
+    except TypeError as e:
+        raise ValueError(f"config key 'optimizer': {e}") from e
 
 
 def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) -> Optional[float]:
