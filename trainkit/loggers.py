@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Optional, Protocol
 
 from .events import Priority
 from .optim import get_momentum, group_names
@@ -87,10 +87,11 @@ def _jsonable(x: Any) -> Any:
         return str(x)
 
 
-def optimizer_scalars(optimizer) -> dict[str, float]:
-    """``lr/<group>`` and ``momentum/<group>`` (SGD momentum or Adam beta1) of every group."""
+def optimizer_scalars(optimizer, names: Optional[list[str]] = None) -> dict[str, float]:
+    """``lr/<group>`` and ``momentum/<group>`` (SGD momentum or Adam beta1) of every group;
+    ``names`` defaults to :func:`trainkit.optim.group_names`."""
     row = {}
-    for name, g in zip(group_names(optimizer), optimizer.param_groups):
+    for name, g in zip(names or group_names(optimizer), optimizer.param_groups):
         row[f"lr/{name}"] = float(g["lr"])
         m = get_momentum(g)
         if m is not None:
@@ -127,7 +128,7 @@ class LoggerHook:
         for k, v in runner.outputs.items():
             if k == "loss" or getattr(v, "ndim", 1) == 0 or isinstance(v, (int, float)):
                 row[k if k == "loss" else f"train/{k}"] = _to_float(v)
-        row.update(optimizer_scalars(runner.optimizer))
+        row.update(optimizer_scalars(runner.optimizer, runner.group_names))   # names computed once
         row.update(runner.scalars)
         runner.scalars.clear()
         runner.last_row = row
