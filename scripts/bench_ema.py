@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from trainkit.ema import MomentumEMA  # noqa: E402
+from trainkit.optim.ema import MomentumEMA  # noqa: E402
 
 M = 0.996
 

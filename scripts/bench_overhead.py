@@ -80,7 +80,7 @@ def accelerate_loop(iters: int) -> float:
 
 
 def trainkit_loop(iters: int, components=None, sinks=None, log_interval: int = 10) -> float:
-    from trainkit.runner import Runner
+    from trainkit.core.runner import Runner
 
     torch.manual_seed(0)
     model = Tiny()
@@ -102,7 +102,7 @@ def wandb_offline_loop(iters: int) -> float:
     """Every group's lr and momentum (and the loss) to metrics.jsonl and W&B offline, every step."""
     import os
 
-    from trainkit.wandb_sink import WandbSink
+    from trainkit.sinks.wandb import WandbSink
 
     os.environ.setdefault("WANDB_SILENT", "true")
     with tempfile.TemporaryDirectory() as d:
@@ -126,7 +126,7 @@ def extra_variants() -> dict:
     """Variants that need later components; added when those modules exist."""
     out = {}
     try:
-        from trainkit.lr_updaters import CosineAnnealingLrUpdater
+        from trainkit.schedules.mmcv_lr import CosineAnnealingLrUpdater
 
         def with_schedule(iters):
             comp = {"lr": CosineAnnealingLrUpdater(by_epoch=False, min_lr_ratio=0.01, warmup="linear",

@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from trainkit.schedule import preview  # noqa: E402
+from trainkit.schedules.preview import preview  # noqa: E402
 
 COMPONENTS = {
-    "lr": {"_target_": "trainkit.lr_updaters.CosineAnnealingLrUpdater", "by_epoch": False, "min_lr_ratio": 0.01,
+    "lr": {"_target_": "trainkit.schedules.CosineAnnealingLrUpdater", "by_epoch": False, "min_lr_ratio": 0.01,
            "warmup": "linear", "warmup_iters": 500, "warmup_ratio": 0.001},
-    "momentum": {"_target_": "trainkit.momentum_updaters.CosineAnnealingMomentumUpdater", "by_epoch": False,
+    "momentum": {"_target_": "trainkit.schedules.CosineAnnealingMomentumUpdater", "by_epoch": False,
                  "min_momentum_ratio": 0.99 / 0.9},
 }
 

@@ -7,7 +7,7 @@ import json
 import torch
 from torch.utils.data import TensorDataset
 
-from trainkit.data import DataBundle
+from trainkit.core.data import DataBundle
 
 
 class Scripted(torch.nn.Module):

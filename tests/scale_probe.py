@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from trainkit import checkpoint as ckpt_io
-from trainkit.optim import get_momentum
+from trainkit.core import checkpoint as ckpt_io
+from trainkit.core.groups import get_momentum
 
 
 class RankTrace:

@@ -10,9 +10,10 @@ import pytest
 import torch
 from omegaconf.errors import ConfigAttributeError, ValidationError
 
-from trainkit import checkpoint as ckpt_io
-from trainkit.loggers import read_jsonl
-from trainkit.train import build_runner, run_config
+from trainkit.core import checkpoint as ckpt_io
+from trainkit.core.record import read_jsonl
+from trainkit.build import build_runner
+from trainkit.cli.train import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,7 +22,7 @@ def test_recipe_and_overrides_compose(make_cfg):
     cfg = make_cfg("+recipe=digits_baseline", "trainer.max_epochs=3", "optimizer.lr=0.05")
     assert cfg.name == "digits_baseline"
     assert cfg.trainer.max_epochs == 3 and cfg.optimizer.lr == 0.05
-    assert cfg.model._target_ == "trainkit.models.digits.DigitsCNN"
+    assert cfg.model._target_ == "trainkit.tasks.digits.DigitsCNN"
 
 
 @pytest.mark.parametrize("override, error, key", [
@@ -45,7 +46,7 @@ def test_missing_value_and_bad_target_args_are_named(make_cfg, tmp_path):
     with pytest.raises(MissingMandatoryValue, match="data"):
         build_runner(cfg, tmp_path)
     cfg = make_cfg("+recipe=digits_baseline", "+model.widht=3")
-    with pytest.raises(ValueError, match=r"config key 'model' \(_target_ trainkit.models.digits.DigitsCNN\).*widht"):
+    with pytest.raises(ValueError, match=r"config key 'model' \(_target_ trainkit.tasks.digits.DigitsCNN\).*widht"):
         build_runner(cfg, tmp_path)
 
 

@@ -15,12 +15,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from trainkit import checkpoint as ckpt_io
-from trainkit.ema import MomentumEMA
-from trainkit.events import Priority
-from trainkit.loggers import read_jsonl
+from trainkit.core import checkpoint as ckpt_io
+from trainkit.optim.ema import MomentumEMA
+from trainkit.core.events import Priority
+from trainkit.core.record import read_jsonl
 from trainkit.optim import NamedGroups
-from trainkit.runner import Runner
+from trainkit.core.runner import Runner
 from helpers import StopAt
 
 EPS32 = torch.finfo(torch.float32).eps
@@ -148,7 +148,7 @@ class Rows:
 
 def test_schedule_preview_logs_momentum_without_touching_weights(tmp_path):
     """A dry run (no model step) shows the same momentum/ema curve and leaves the target alone."""
-    from trainkit.data import CountingLoader
+    from trainkit.core.data import CountingLoader
 
     model, sink = Siamese(), Rows()
     model.target_net[0].weight.data.add_(1.0)
@@ -295,7 +295,7 @@ def test_unwrapped_and_wrapped_give_the_same_target(tmp_path):
 
 # ----------------------------------------------------------------------------- optimizer
 def test_optimizer_never_sees_the_target(tmp_path, make_cfg):
-    from trainkit.train import build_runner
+    from trainkit.build import build_runner
 
     runner = build_runner(make_cfg("+recipe=byol", "trainer.max_epochs=1"), tmp_path)
     held = {id(p) for g in runner.optimizer.param_groups for p in g["params"]}
@@ -387,7 +387,7 @@ def test_base_momentum_from_the_model_as_mmselfsup(tmp_path):
 
 
 def test_config_errors_before_training(make_cfg, tmp_path):
-    from trainkit.train import build_runner
+    from trainkit.build import build_runner
 
     with pytest.raises(ValueError, match=r"components.ema.*update_interval=0"):
         build_runner(make_cfg("+recipe=byol", "components.ema.update_interval=0"), tmp_path)
@@ -428,7 +428,7 @@ def test_resume_is_exact(tmp_path, stop_at):
 def test_byol_recipe_beats_random_init(make_cfg, tmp_path):
     """A short, narrower BYOL run: k-NN accuracy on held-out digits clearly above the same
     evaluation of a randomly initialised encoder (measured: 0.961 vs 0.911)."""
-    from trainkit.train import run_config
+    from trainkit.cli.train import run_config
 
     cfg = make_cfg("+recipe=byol", "trainer.max_epochs=8", "trainer.val_interval=8", "trainer.progress=false",
                    "model.width=16", "model.hidden=128")
@@ -448,7 +448,7 @@ def test_knn_accuracy_weighted_vote_by_hand():
     """Bank: e0 (class 0), (0.8, 0.6) and e1 (class 1). Query e0 (class 0): cosine 1, 0.8, 0.
     k=2, T=1: e^1 (class 0) > e^0.8 -> right. k=3, T=1: e^0.8 + e^0 = 3.23 > e = 2.72 -> wrong.
     k=3, T=0.07: e^(1/0.07) > e^(0.8/0.07) + 1 -> right. Query (0.6, 0.8) (class 1) is always right."""
-    from trainkit.evaluation import KNNAccuracy
+    from trainkit.tasks.byol import KNNAccuracy
 
     assert math.exp(0.8) + 1 > math.e and math.exp(1 / 0.07) > math.exp(0.8 / 0.07) + 1
     bank = TensorDataset(torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]]), torch.tensor([0, 1, 1]))

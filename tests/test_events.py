@@ -1,6 +1,6 @@
 import pytest
 
-from trainkit.events import Event, EventBus, Priority
+from trainkit.core.events import Event, EventBus, Priority
 
 
 def test_priority_then_registration_order():
@@ -63,7 +63,7 @@ def test_runner_fires_events_in_loop_order(tmp_path):
     import torch
     from torch.utils.data import TensorDataset
 
-    from trainkit.runner import Runner
+    from trainkit.core.runner import Runner
 
     class Model(torch.nn.Module):
         def __init__(self):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from trainkit.layer_decay import LayerDecayConstructor, LearningRateDecayOptimizerConstructor
-from trainkit.models.convnext import ConvNeXt, ConvNeXtClassifier
-from trainkit.optim import group_names
+from trainkit.optim.layer_decay import LayerDecayConstructor, LearningRateDecayOptimizerConstructor
+from trainkit.tasks.convnext import ConvNeXt, ConvNeXtClassifier
+from trainkit.core.groups import group_names
 
 LR, WD = 1e-4, 0.05
 DS, ST = "backbone.downsample_layers", "backbone.stages"
@@ -260,7 +260,7 @@ def test_vit_rules_with_default_layer_report(caplog, via):
     if via == "hydra":   # YAML lists arrive as ListConfig
         from hydra.utils import instantiate
         from omegaconf import OmegaConf
-        constructor = instantiate(OmegaConf.create({"_target_": "trainkit.layer_decay.LayerDecayConstructor", **cfg}))
+        constructor = instantiate(OmegaConf.create({"_target_": "trainkit.optim.LayerDecayConstructor", **cfg}))
     else:
         constructor = LayerDecayConstructor(**cfg)
     with caplog.at_level(logging.INFO, logger="trainkit"):
@@ -412,7 +412,7 @@ def compose(*overrides):
 
 
 def test_recipe_bad_decay_type_fails_before_training(tmp_path):
-    from trainkit.train import build_runner
+    from trainkit.build import build_runner
 
     cfg = compose("param_groups.paramwise_cfg.decay_type=block_wise")
     with pytest.raises(ValueError, match=r"param_groups.*decay_type='block_wise'"):
@@ -420,8 +420,8 @@ def test_recipe_bad_decay_type_fails_before_training(tmp_path):
 
 
 def test_recipe_logs_every_group_and_resumes_exactly(tmp_path):
-    from trainkit.loggers import read_jsonl
-    from trainkit.train import run_config
+    from trainkit.core.record import read_jsonl
+    from trainkit.cli.train import run_config
 
     small = ["trainer.max_epochs=null", "trainer.log_interval=1", "trainer.batch_size=16",
              "model.backbone.channels=[4,8,8,8]", "model.head.in_features=8"]   # same groups, less compute

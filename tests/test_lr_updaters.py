@@ -1,4 +1,4 @@
-"""mmcv 1.x lr updaters, driven through the real Runner (dry run) by trainkit.schedule.preview.
+"""mmcv 1.x lr updaters, driven through the real Runner (dry run) by trainkit.schedules.preview.preview.
 
 Expected values are either (a) the numbers the real mmcv v1.7.2 runner produced for the
 same config (research notes /tmp/notes/mmcv_lr.md §6, "REF" below; compared exactly), or
@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 
-from trainkit.schedule import preview
+from trainkit.schedules.preview import preview
 
 G2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "momentum": 0.9}]
 BASES = {"g0": 0.02, "g1": 0.01}
-L = "trainkit.lr_updaters."
+L = "trainkit.schedules."
 
 
 def lr_rows(node, epochs=None, ipe=1, groups=G2, **kw):
@@ -276,7 +276,7 @@ def test_one_cycle_equals_torch_one_cycle_lr(three_phase, anneal):
     common = {"pct_start": 0.25, "anneal_strategy": anneal, "three_phase": three_phase}
     rows = preview([{"name": "g", "lr": 0.1, "momentum": 0.9}],
                    {"lr": {"_target_": L + "OneCycleLrUpdater", "max_lr": 0.05, **common},
-                    "m": {"_target_": "trainkit.momentum_updaters.OneCycleMomentumUpdater", **common}}, 5, 10)
+                    "m": {"_target_": "trainkit.schedules.OneCycleMomentumUpdater", **common}}, 5, 10)
     got = [(r["lr/g"], r["momentum/g"]) for r in rows]
     assert [close(a) for a, _ in expected] == [a for a, _ in got]
     assert [close(m) for _, m in expected] == [m for _, m in got]

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from trainkit.data import CountingLoader
-from trainkit.momentum_updaters import CosineAnnealingMomentumUpdater, momentum_config
-from trainkit.runner import Runner
-from trainkit.schedule import preview
+from trainkit.core.data import CountingLoader
+from trainkit.schedules.mmcv_momentum import CosineAnnealingMomentumUpdater, momentum_config
+from trainkit.core.runner import Runner
+from trainkit.schedules.preview import preview
 
-M = "trainkit.momentum_updaters."
+M = "trainkit.schedules."
 SGD2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "momentum": 0.8}]
 
 

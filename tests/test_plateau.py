@@ -20,14 +20,15 @@ import torch
 
 from helpers import StepLrs, StopAt
 from plateau_probe import LossScript, MetricScript, Scripted, zeros
-from trainkit.config import build
-from trainkit.loggers import read_jsonl
-from trainkit.plateau import ReduceLR
-from trainkit.runner import Runner
-from trainkit.schedule import main as schedule_main, preview
+from trainkit.build import build
+from trainkit.core.record import read_jsonl
+from trainkit.schedules.plateau import ReduceLR
+from trainkit.core.runner import Runner
+from trainkit.cli.schedule import main as schedule_main
+from trainkit.schedules.preview import preview
 
 ROOT = Path(__file__).resolve().parent.parent
-L = "trainkit.lr_updaters."
+L = "trainkit.schedules."
 G1 = [{"name": "g", "lr": 1.0}]
 
 
@@ -258,7 +259,7 @@ def test_bad_arguments_fail_at_build_naming_key_and_value(kw, match):
 
 
 def test_bad_argument_from_a_recipe_names_the_component_key(make_cfg, tmp_path):
-    from trainkit.train import build_runner
+    from trainkit.build import build_runner
 
     cfg = make_cfg("+recipe=restoration_plateau", "components.plateau.factor=1.5")
     with pytest.raises(ValueError, match=r"components\.plateau.*factor=1\.5 is out of range"):
@@ -277,7 +278,7 @@ def test_composition_warmup_cosine_then_plateau_with_min_lr_floor():
     groups = [{"name": "a", "lr": 0.1}, {"name": "b", "lr": 0.02}]
     comps = {"lr": {"_target_": L + "CosineAnnealingLrUpdater", "by_epoch": False, "min_lr_ratio": 0.1,
                     "warmup": "linear", "warmup_iters": 4, "warmup_ratio": 0.1},
-             "plateau": {"_target_": "trainkit.plateau.ReduceLR", "val_metric": "val/m", "factor": 0.5,
+             "plateau": {"_target_": "trainkit.schedules.ReduceLR", "val_metric": "val/m", "factor": 0.5,
                          "patience": 0, "min_lr": 0.004}}
     rows = preview(groups, comps, 6, 3, {"val/m": [3, 2, 2, 1, 1, 1]})
     factor = [1, 1, 1, 0.5, 0.5, 0.25]     # checks 3 and 5 reduce; epoch k first uses check k's result
@@ -420,7 +421,7 @@ def test_preview_cli_with_a_list_override(tmp_path, capsys):
 
 # ------------------------------------------------------------------------ recipe
 def test_restoration_recipe_beats_the_noisy_input_and_logs_plateau_state(make_cfg, tmp_path):
-    from trainkit.train import run_config
+    from trainkit.cli.train import run_config
 
     cfg = make_cfg("+recipe=restoration_plateau", "trainer.max_epochs=3", "trainer.progress=false",
                    "components.plateau.patience=0")
@@ -451,8 +452,8 @@ components:
     _target_: plateau_probe.LossScript
     values: [[4, 4, 3, 3, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1],
              [4, 4, 5.5, 5.5, 3, 3, 2, 2, 3, 3, 1, 1, 1, 1, 1, 1]]
-  loss_plateau: {_target_: trainkit.plateau.ReduceLR, by_epoch: false, interval: 2, factor: 0.5, patience: 0}
-  val_plateau: {_target_: trainkit.plateau.ReduceLR, val_metric: val/m, mode: max, factor: 0.5, patience: 0}
+  loss_plateau: {_target_: trainkit.schedules.ReduceLR, by_epoch: false, interval: 2, factor: 0.5, patience: 0}
+  val_plateau: {_target_: trainkit.schedules.ReduceLR, val_metric: val/m, mode: max, factor: 0.5, patience: 0}
   trace: {_target_: plateau_probe.Trace, names: [loss_plateau, val_plateau]}
 trainer: {max_epochs: 4, batch_size: 1, progress: false, log_interval: 1}
 """

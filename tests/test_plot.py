@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from trainkit import plot
+from trainkit.cli import plot
 
 STEPS = 12
 
@@ -32,7 +32,7 @@ def run_dir(tmp_path):
 
 
 def test_render_draws_each_group_from_the_rows(run_dir):
-    from trainkit.loggers import read_jsonl
+    from trainkit.core.record import read_jsonl
 
     fig = plot.render(read_jsonl(run_dir / "metrics.jsonl"))
     axes = fig.axes

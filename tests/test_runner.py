@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from trainkit import checkpoint as ckpt_io
-from trainkit.events import Priority
-from trainkit.loggers import read_jsonl
-from trainkit.runner import NonFiniteLossError, Runner
+from trainkit.core import checkpoint as ckpt_io
+from trainkit.core.events import Priority
+from trainkit.core.record import read_jsonl
+from trainkit.core.runner import NonFiniteLossError, Runner
 from helpers import StopAt
 
 
@@ -206,7 +206,7 @@ def test_gradient_accumulation_matches_big_batch(tmp_path):
 def test_bad_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="exactly one of trainer.max_epochs and trainer.max_iters"):
         make_runner(tmp_path, max_epochs=None)
-    with pytest.raises(ValueError, match=r"trainer.nonfinite='explode'.*error, skip, ignore"):
+    with pytest.raises(ValueError, match=r"trainer.nonfinite='explode'.*'error', 'skip', 'ignore'"):
         make_runner(tmp_path, nonfinite="explode")
     with pytest.raises(ValueError, match="trainer.grad_accum must be >= 1, got 0"):
         make_runner(tmp_path, grad_accum=0)

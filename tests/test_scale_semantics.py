@@ -11,11 +11,12 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from trainkit import checkpoint as ckpt_io
-from trainkit.loggers import read_jsonl
-from trainkit.lr_updaters import CosineAnnealingLrUpdater
-from trainkit.runner import Runner
-from trainkit.schedule import iters_per_epoch_from_config, main as schedule_main
+from trainkit.core import checkpoint as ckpt_io
+from trainkit.core.record import read_jsonl
+from trainkit.schedules.mmcv_lr import CosineAnnealingLrUpdater
+from trainkit.core.runner import Runner
+from trainkit.build import iters_per_epoch_from_config
+from trainkit.cli.schedule import main as schedule_main
 from helpers import StopAt
 
 
@@ -89,7 +90,7 @@ def _digits_train_size():
     from sklearn.datasets import load_digits
 
     n = len(load_digits().target)
-    return n - round(0.2 * n)          # trainkit.data.digits(val_fraction=0.2)
+    return n - round(0.2 * n)          # trainkit.tasks.digits.digits_data(val_fraction=0.2)
 
 
 @pytest.mark.parametrize("world, drop_last", [(1, False), (2, False), (3, False), (2, True), (4, True)])

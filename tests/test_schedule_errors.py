@@ -1,10 +1,10 @@
 """Bad schedule input: a ValueError naming the key and the value, before training starts."""
 import pytest
 
-from trainkit import lr_updaters as LRU
-from trainkit import momentum_updaters as MU
-from trainkit.config import build
-from trainkit.schedule import preview
+from trainkit import schedules as LRU
+from trainkit import schedules as MU
+from trainkit.build import build
+from trainkit.schedules.preview import preview
 
 G2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "momentum": 0.9}]
 
@@ -89,19 +89,19 @@ def test_bad_arguments_fail_at_build(make, match):
 
 
 @pytest.mark.parametrize("node,epochs,ipe,match", [
-    ({"_target_": "trainkit.lr_updaters.SiameseRPNLrUpdater"}, 25, 2,
+    ({"_target_": "trainkit.schedules.SiameseRPNLrUpdater"}, 25, 2,
      r"lr_configs cover epochs 0\.\.19 but the run has 25 epochs; the last segment's end_epoch must be >= 25"),
-    ({"_target_": "trainkit.lr_updaters.CosineRestartLrUpdater", "periods": [4, 4], "min_lr": 0.0, "by_epoch": False},
+    ({"_target_": "trainkit.schedules.CosineRestartLrUpdater", "periods": [4, 4], "min_lr": 0.0, "by_epoch": False},
      3, 3, r"periods=\[4, 4\] cover 8 steps but the run has 9"),
-    ({"_target_": "trainkit.lr_updaters.OneCycleLrUpdater", "max_lr": 0.1, "total_steps": 5}, 2, 3,
+    ({"_target_": "trainkit.schedules.OneCycleLrUpdater", "max_lr": 0.1, "total_steps": 5}, 2, 3,
      r"total_steps=5 is less than the run's 6 iterations"),
-    ({"_target_": "trainkit.lr_updaters.OneCycleLrUpdater", "max_lr": [0.1, 0.2, 0.3]}, 2, 3,
+    ({"_target_": "trainkit.schedules.OneCycleLrUpdater", "max_lr": [0.1, 0.2, 0.3]}, 2, 3,
      r"max_lr has 3 values but the optimizer has 2 param groups"),
-    ({"_target_": "trainkit.lr_updaters.OneCycleLrUpdater", "max_lr": 0.1, "pct_start": 0.5}, 1, 2,
+    ({"_target_": "trainkit.schedules.OneCycleLrUpdater", "max_lr": 0.1, "pct_start": 0.5}, 1, 2,
      r"pct_start=0.5 × total_steps=2 = 1 gives a first phase of zero iterations"),
-    ({"_target_": "trainkit.lr_updaters.CyclicLrUpdater", "cyclic_times": 5}, 1, 4,
+    ({"_target_": "trainkit.schedules.CyclicLrUpdater", "cyclic_times": 5}, 1, 4,
      r"cyclic_times=5 is larger than the run's 4 iterations"),
-    ({"_target_": "trainkit.momentum_updaters.OneCycleMomentumUpdater", "max_momentum": [0.9]}, 1, 4,
+    ({"_target_": "trainkit.schedules.OneCycleMomentumUpdater", "max_momentum": [0.9]}, 1, 4,
      r"max_momentum has 1 values but the optimizer has 2 param groups"),
 ])
 def test_run_length_checks_fail_at_before_run_before_any_iteration(node, epochs, ipe, match):
@@ -122,6 +122,6 @@ def test_momentum_updater_needs_momentum_or_betas():
 
 
 def test_config_errors_name_the_component_key():
-    node = {"_target_": "trainkit.lr_updaters.lr_config", "policy": "step", "step": [3, 2]}
+    node = {"_target_": "trainkit.schedules.lr_config", "policy": "step", "step": [3, 2]}
     with pytest.raises(ValueError, match=r"config key 'components.lr' .*step=\[3, 2\] must be strictly increasing"):
         build(node, "components.lr")

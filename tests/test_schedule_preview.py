@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from trainkit.config import build
-from trainkit.runner import Runner
-from trainkit.schedule import main, preview
+from trainkit.build import build
+from trainkit.core.runner import Runner
+from trainkit.cli.schedule import main
+from trainkit.schedules.preview import preview
 
-L, M = "trainkit.lr_updaters.", "trainkit.momentum_updaters."
+L, M = "trainkit.schedules.", "trainkit.schedules."
 
 
 def test_rows_have_epoch_iter_and_every_group():
@@ -116,8 +117,8 @@ def test_planned_rows_of_a_run_use_its_groups_and_only_schedule_components(make_
     epoch; the cosine/warmup values follow mmcv's closed form."""
     import math
 
-    from trainkit.schedule import planned_rows
-    from trainkit.train import build_runner
+    from trainkit.build import planned_rows
+    from trainkit.build import build_runner
 
     cfg = make_cfg("+recipe=digits_cosine_warmup", "trainer.max_epochs=2", "logger=none",
                    "+components.ema=null")

@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from trainkit.runner import Runner
+from trainkit.core.runner import Runner
 from helpers import StopAt
 
-L, M = "trainkit.lr_updaters.", "trainkit.momentum_updaters."
+L, M = "trainkit.schedules.", "trainkit.schedules."
 
 
 class Tiny(torch.nn.Module):
@@ -36,7 +36,7 @@ class Interrupt(Exception):
 
 
 def run(tmp_path, components, *, lr_scale=1.0, stop_at=None, resume=None, adam=False):
-    from trainkit.config import build
+    from trainkit.build import build
 
     torch.manual_seed(0)
     model = Tiny()

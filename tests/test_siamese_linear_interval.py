@@ -10,12 +10,12 @@ import math
 
 import pytest
 
-from trainkit import policies
-from trainkit.lr_updaters import SiameseRPNLrUpdater
-from trainkit.schedule import preview
+from trainkit.schedules import policies
+from trainkit.schedules.mmcv_lr import SiameseRPNLrUpdater
+from trainkit.schedules.preview import preview
 
 G2 = [{"name": "g0", "lr": 0.02, "momentum": 0.9}, {"name": "g1", "lr": 0.01, "momentum": 0.9}]
-L = "trainkit.lr_updaters."
+L = "trainkit.schedules."
 
 
 def close(x):

@@ -13,16 +13,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainkit.loggers import read_jsonl
-from trainkit.tracking import boxes as B
-from trainkit.tracking import metrics as M
-from trainkit.tracking.data import PairDataset, context_side, crop, tracking_data
-from trainkit.tracking.model import SiamRPN
-from trainkit.tracking.sequences import Sequence, read_sequence, write_sequence
-from trainkit.tracking.synth import make_sequence, make_sequences
-from trainkit.tracking.tracker import SiamRPNTracker
-from trainkit.tracking.unfreeze import BackboneUnfreeze
-from trainkit.train import build_runner, run_config
+from trainkit.core.record import read_jsonl
+from trainkit.tasks.sot import boxes as B
+from trainkit.tasks.sot import metrics as M
+from trainkit.tasks.sot.data import PairDataset, context_side, crop, tracking_data
+from trainkit.tasks.sot.model import SiamRPN
+from trainkit.tasks.sot.sequences import Sequence, read_sequence, write_sequence
+from trainkit.tasks.sot.synth import make_sequence, make_sequences
+from trainkit.tasks.sot.tracker import SiamRPNTracker
+from trainkit.tasks.sot.unfreeze import BackboneUnfreeze
+from trainkit.build import build_runner
+from trainkit.cli.train import run_config
 
 TINY = ["+recipe=siamese_rpn", "components.lr=null", "trainer.progress=false", "model.width=8",
         "data.train_sequences=4", "data.train_frames=6", "data.val_sequences=2", "data.val_frames=8",
@@ -355,7 +356,7 @@ def test_resume_reproduces_uninterrupted_run(make_cfg, tmp_path):
 def test_recipe_follows_mmtrack_schedule(make_cfg):
     cfg = make_cfg("+recipe=siamese_rpn")
     epochs = cfg.trainer.max_epochs
-    assert cfg.components.lr._target_ == "trainkit.lr_updaters.SiameseRPNLrUpdater"
+    assert cfg.components.lr._target_ == "trainkit.schedules.SiameseRPNLrUpdater"
     step, log = cfg.components.lr.lr_configs
     assert (step.type, step.start_lr_factor, step.end_lr_factor, step.end_epoch) == ("step", 0.2, 1.0, epochs // 4)
     assert (log.type, log.start_lr_factor, log.end_lr_factor, log.end_epoch) == ("log", 1.0, 0.1, epochs)
@@ -377,10 +378,10 @@ def test_bad_settings_are_named_at_build_time(make_cfg, tmp_path, override, mess
 
 
 def test_report_requires_tracking_evaluator_and_evaluator_requires_sequences():
-    from trainkit.tracking import TrackingEvaluator, TrackingReport
+    from trainkit.tasks.sot import TrackingEvaluator, TrackingReport
 
-    with pytest.raises(ValueError, match="needs evaluator trainkit.tracking.TrackingEvaluator, got MeanOutputs"):
-        from trainkit.evaluation import MeanOutputs
+    with pytest.raises(ValueError, match="needs evaluator trainkit.tasks.sot.TrackingEvaluator, got MeanOutputs"):
+        from trainkit.core.evaluation import MeanOutputs
         TrackingReport().before_run(SimpleNamespace(evaluator=MeanOutputs()))
     with pytest.raises(ValueError, match="needs held-out sequences in data.val"):
         TrackingEvaluator()(SimpleNamespace(val_loader=None))

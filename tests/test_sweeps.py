@@ -11,9 +11,9 @@ import pytest
 import yaml
 from helpers import isolated_env
 
-from trainkit.loggers import read_jsonl
-from trainkit.sweep import read_results
-from trainkit.wandb_file import read_run
+from trainkit.core.record import read_jsonl
+from trainkit.cli.sweep import read_results
+from wandb_file import read_run
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainkit import checkpoint as ckpt_io
-from trainkit.loggers import read_jsonl
-from trainkit.schedule import main as schedule_main
-from trainkit.wandb_file import read_run
+from trainkit.core import checkpoint as ckpt_io
+from trainkit.core.record import read_jsonl
+from trainkit.cli.schedule import main as schedule_main
+from wandb_file import read_run
 
 from helpers import isolated_env
 
@@ -37,12 +37,12 @@ SCHEDULES = [
     "+recipe=byol", "model.width=8", "model.hidden=32", "model.dim=16", f"trainer.max_epochs={EPOCHS}",
     "trainer.grad_accum=2", "components.ema.update_interval=2", "trainer.val_interval=2",
     "trainer.log_interval=1", "trainer.checkpoint_interval_iters=5",
-    "+components.lr={_target_:trainkit.lr_updaters.CosineAnnealingLrUpdater,by_epoch:false,"
+    "+components.lr={_target_:trainkit.schedules.CosineAnnealingLrUpdater,by_epoch:false,"
     "min_lr_ratio:0.01,warmup:linear,warmup_iters:5,warmup_ratio:0.1}",
-    "+components.momentum={_target_:trainkit.momentum_updaters.CosineAnnealingMomentumUpdater,"
+    "+components.momentum={_target_:trainkit.schedules.CosineAnnealingMomentumUpdater,"
     "by_epoch:false,min_momentum_ratio:0.95}",
 ]
-PLATEAU = ("+components.plateau={_target_:trainkit.plateau.ReduceLR,by_epoch:false,interval:3,factor:0.5,"
+PLATEAU = ("+components.plateau={_target_:trainkit.schedules.ReduceLR,by_epoch:false,interval:3,factor:0.5,"
            "patience:0,threshold_mode:abs,threshold:0.1}")
 
 

@@ -18,10 +18,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
 from trainkit import config as C
-from trainkit.loggers import read_jsonl
-from trainkit.train import build_runner, run_config
-from trainkit.wandb_file import read_run
-from trainkit.wandb_sink import STEP, WandbSink, build_wandb_sink, log_planned_schedule
+from trainkit.core.record import read_jsonl
+from trainkit.build import build_runner
+from trainkit.cli.train import run_config
+from wandb_file import read_run
+from trainkit.sinks.wandb import STEP, WandbSink, build_wandb_sink, log_planned_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "http://127.0.0.1:9"   # nothing listens: connections are refused at once
@@ -170,7 +171,7 @@ def test_offline_run_records_what_the_optimizer_used(tmp_path):
 
 @pytest.mark.parametrize("exc, code", [(RuntimeError("boom"), 1), (KeyboardInterrupt(), 255)])
 def test_exception_marks_the_run_failed_and_keeps_rows(tmp_path, monkeypatch, exc, code):
-    from trainkit.models.digits import DigitsCNN
+    from trainkit.tasks.digits import DigitsCNN
 
     calls, forward = itertools.count(), DigitsCNN.forward
 
@@ -239,11 +240,11 @@ def _planned_rows(n):
 def test_planned_schedule_is_charted_without_moving_the_step(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from trainkit.train import _log_planned_schedule
+    from trainkit.cli.train import log_planned_schedule as _log_planned_schedule
 
     previews = []
-    fake_schedule = SimpleNamespace(planned_rows=lambda cfg, runner: previews.append(cfg) or _planned_rows(8))
-    monkeypatch.setitem(sys.modules, "trainkit.schedule", fake_schedule)   # the preview's call site
+    monkeypatch.setattr("trainkit.build.planned_rows",   # the preview's call site
+                        lambda cfg, runner: previews.append(cfg) or _planned_rows(8))
     off = WandbSink(mode="offline", project="t", dir=tmp_path / "off", log_planned_schedule=False)
     _log_planned_schedule("cfg", SimpleNamespace(sinks=[off]))
     off.close()
@@ -312,7 +313,7 @@ def test_only_the_main_process_creates_a_run(tmp_path, monkeypatch):
 
 
 def test_disabled_and_bad_config(tmp_path, monkeypatch):
-    from trainkit.train import _tracking_sinks
+    from trainkit.build import tracking_sinks as _tracking_sinks
 
     assert _tracking_sinks(compose_cfg("logger.wandb.mode=disabled"), tmp_path, False) == []
     assert _tracking_sinks(compose_cfg("logger=none"), tmp_path, False) == []
@@ -322,8 +323,10 @@ def test_disabled_and_bad_config(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE")
     with pytest.raises(ValueError, match=r"logger.wandb.mode='onlin'.*online, offline, disabled"):
         _tracking_sinks(compose_cfg("logger.wandb.mode=onlin"), tmp_path, False)
-    with pytest.raises(ValueError, match=r"unknown keys \['projet'\]"):
+    with pytest.raises(Exception, match=r"projet"):   # the schema (WandbConfig) refuses it when composing
         _tracking_sinks(compose_cfg("+logger.wandb.projet=x"), tmp_path, False)
+    with pytest.raises(ValueError, match=r"unknown keys \['projet'\]"):
+        WandbSink(mode="offline", projet="x")
     with pytest.raises(ValueError, match="init_timeout must be > 0"):
         WandbSink(mode="offline", init_timeout=0)
     with pytest.raises(ValueError, match="logger.wandb.settings: x_disable_stat: Extra inputs are not permitted"):

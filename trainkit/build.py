@@ -1,0 +1,148 @@
+"""Config → objects: the one place that turns a composed config into a model, an optimizer,
+components, sinks and a Runner. Training (:mod:`trainkit.cli.train`) and the schedule
+preview (:mod:`trainkit.cli.schedule`, and the planned schedule charted at a run's start)
+both build through here, so a preview sees exactly the run's param groups and components.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig
+
+from .core.instantiate import instantiate_node
+
+log = logging.getLogger("trainkit")
+
+build = instantiate_node   # ``build(node, key)``: instantiate, errors naming the config key
+
+
+def build_model_and_optimizer(cfg: DictConfig):
+    """The recipe's model and its optimizer (named param groups via ``param_groups``)."""
+    import torch
+
+    from .optim.groups import build_optimizer
+
+    model = build(cfg.model, "model")
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"config key 'model' must build a torch.nn.Module, got {type(model).__name__}")
+    opt_factory = build(cfg.optimizer, "optimizer", _partial_=True)
+    constructor = build(cfg.param_groups, "param_groups")
+    try:
+        return model, build_optimizer(model, opt_factory, constructor)
+    except TypeError as e:
+        raise ValueError(f"config key 'optimizer': {e}") from e
+
+
+def build_components(cfg: DictConfig) -> dict[str, Any]:
+    """Every non-null ``components.<name>`` node, built."""
+    return {name: build(node, f"components.{name}") for name, node in (cfg.components or {}).items()
+            if node is not None}
+
+
+def schedule_components(cfg: DictConfig, planned: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """``(previewed, skipped)``: freshly built components that declare ``writes_param_groups``
+    (:class:`~trainkit.core.protocols.ParamGroupWriter`) — with ``planned=True`` only those
+    whose writes need no validation metric — and the names of the others (the EMA, a
+    backbone unfreezer, reports: they need a real model and change no schedule)."""
+    built = build_components(cfg)
+    keep = {n: c for n, c in built.items() if getattr(c, "writes_param_groups", False)
+            and not (planned and getattr(c, "needs_metrics", False))}
+    return keep, sorted(set(built) - set(keep))
+
+
+def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = None, multirun: bool = False):
+    """Everything a run needs, built from ``cfg``; the Runner is returned unstarted."""
+    import torch
+    from accelerate.utils import set_seed
+
+    from .core.checkpoint import find_resume
+    from .core.config import TRAINER_OPTIONS
+    from .core.runner import Runner
+
+    t = cfg.trainer
+    work_dir = _same_on_all_ranks(work_dir)
+    resume_path = find_resume(t.resume, work_dir, multirun)
+    if t.resume and resume_path is None:
+        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
+    elif resume_path is not None and resume_path.parent.name == "checkpoints":
+        work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    set_seed(cfg.seed)
+    data = build(cfg.data, "data")
+    model, optimizer = build_model_and_optimizer(cfg)
+    components = build_components(cfg)
+    evaluator = build(cfg.evaluator, "evaluator")
+    options = {k: t[k] for k in TRAINER_OPTIONS}
+    options["resume"] = str(resume_path) if resume_path else None
+    runner = Runner(model, optimizer, data.train, val_data=data.val, evaluator=evaluator, components=components,
+                    sinks=list(extra_sinks or []), collate_fn=getattr(data, "collate_fn", None), seed=cfg.seed,
+                    work_dir=work_dir, **options)
+    if runner.is_main:   # the logger hook writes to runner.sinks
+        runner.sinks.extend(tracking_sinks(cfg, runner.work_dir, resume=resume_path is not None))
+    return runner
+
+
+def tracking_sinks(cfg: DictConfig, work_dir: Path, resume: bool) -> list:
+    """The W&B sink from ``logger.wandb`` (none when that is null or its mode is disabled)."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    if node is None:
+        return []
+    from .sinks.wandb import build_wandb_sink
+
+    sink = build_wandb_sink(node, cfg, work_dir, resume=resume)
+    return [sink] if sink is not None else []
+
+
+def groups_from_config(cfg: DictConfig) -> list[dict[str, Any]]:
+    """The param groups (hyper-parameters only) the recipe's model and optimizer give."""
+    from .core.groups import group_names
+    from .schedules.preview import group_hparams
+
+    _, optimizer = build_model_and_optimizer(cfg)
+    return group_hparams(optimizer, group_names(optimizer))
+
+
+def planned_rows(cfg: DictConfig, runner) -> list[dict[str, Any]]:
+    """The planned schedule of a run about to start: its schedule components (those whose writes
+    depend on metrics not yet seen, the plateau reducer, are left out) previewed over the runner's
+    own param groups and iterations per epoch (per process)."""
+    from .schedules.preview import group_hparams, preview
+
+    t = cfg.trainer
+    components, _ = schedule_components(cfg, planned=True)
+    return preview(group_hparams(runner.optimizer, runner.group_names), components,
+                   t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
+
+
+def iters_per_epoch_from_config(cfg: DictConfig, num_processes: int = 1) -> int:
+    """Batches per epoch of each process, counted by the Runner's own training sampler."""
+    from .core.data import EpochBatchSampler
+
+    n = len(build(cfg.data, "data").train)
+    return len(EpochBatchSampler(n, cfg.trainer.batch_size, shuffle=True, drop_last=cfg.trainer.drop_last,
+                                 world=num_processes))
+
+
+def _same_on_all_ranks(work_dir: Path) -> Path:
+    """Under several processes each rank's Hydra may stamp a different run dir (``${now:}``
+    read in different seconds): use rank 0's, and remove this rank's own when it differs
+    and holds nothing but what Hydra put there (``.hydra/``, the job's ``.log``)."""
+    import shutil
+
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    state = PartialState(cpu=not torch.cuda.is_available())   # must match the Runner's Accelerator
+    if state.num_processes == 1:
+        return work_dir
+    box = [str(work_dir)]
+    broadcast_object_list(box, from_process=0)
+    chosen = Path(box[0])
+    if chosen.resolve() != work_dir.resolve() and work_dir.is_dir() \
+            and all(p.name == ".hydra" or p.suffix == ".log" for p in work_dir.iterdir()):
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return chosen

@@ -1,0 +1,110 @@
+"""``python -m trainkit.schedule +recipe=NAME [overrides] [options]``: a recipe's schedule,
+previewed without training (:func:`trainkit.schedules.preview.preview`).
+
+Options (besides Hydra overrides)::
+
+    [out=DIR] [format=csv|json] [iters_per_epoch=N | num_processes=N]
+    [metric_trace=FILE.json|[v1,v2,...]|improve_then_flat|improve|flat]
+
+writes ``schedule.csv`` (or ``.json``) and ``schedule.png`` into ``out``
+(default ``outputs/<name>/schedule``), and ``checks.csv`` when components logged
+scalars at validations / epoch ends (the plateau reducer's state). ``metric_trace``
+defaults to the recipe's ``extra.metric_trace``. ``num_processes=N`` previews a run on
+``N`` processes: an iteration is one batch per process, and each process's training
+sampler takes ``len(train) // N`` samples per epoch, so
+``iters_per_epoch = ceil(len(train) // N / batch_size)`` (``floor`` with ``drop_last``).
+The components previewed are those that declare ``writes_param_groups = True``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .. import build as B
+from .. import config as C
+from ..schedules.preview import (_preview, _reductions, monitored_metrics, plot, trace_from_spec, validations,
+                                 write_csv)
+
+OPTIONS = ("out", "format", "iters_per_epoch", "num_processes", "metric_trace")
+
+
+def _split_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
+    ours, overrides = {}, []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key in OPTIONS:
+            ours[key] = value
+        else:
+            overrides.append(arg)
+    return ours, overrides
+
+
+def _positive_int(key: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"{key}={text!r} is not valid; allowed: an integer >= 1")
+    return value
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    ours, overrides = _split_args(sys.argv[1:] if argv is None else argv)
+    fmt = ours.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        raise ValueError(f"format={fmt!r} is not valid; allowed: csv, json")
+    C.register()
+    with initialize_config_dir(version_base="1.3", config_dir=str(C.CONF_DIR), job_name="schedule"):
+        cfg = compose(config_name="config", overrides=overrides)
+    if OmegaConf.is_missing(cfg, "model"):
+        raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
+    t0 = time.perf_counter()
+    groups = B.groups_from_config(cfg)
+    if "iters_per_epoch" in ours and "num_processes" in ours:
+        raise ValueError("give iters_per_epoch or num_processes, not both")
+    world = _positive_int("num_processes", ours.get("num_processes", "1"))
+    ipe = _positive_int("iters_per_epoch", ours["iters_per_epoch"]) if "iters_per_epoch" in ours \
+        else B.iters_per_epoch_from_config(cfg, world)
+    components, skipped = B.schedule_components(cfg)
+    t = cfg.trainer
+    n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval)
+    spec = ours.get("metric_trace", (cfg.extra or {}).get("metric_trace"))
+    trace = None if spec is None else trace_from_spec(spec, monitored_metrics(components), n_val)
+    rows, checks = _preview(groups, components, t.max_epochs, ipe, trace, t.max_iters, t.val_interval)
+    out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
+    out.mkdir(parents=True, exist_ok=True)
+    table = out / f"schedule.{fmt}"
+    if fmt == "csv":
+        write_csv(rows, table)
+    else:
+        table.write_text(json.dumps(rows))
+    metrics = None
+    if trace:
+        val_iters = [min((j + 1) * t.val_interval * ipe, len(rows)) for j in range(n_val)]
+        metrics = {k: (val_iters, v[:n_val]) for k, v in trace.items()}
+    plot(rows, out / "schedule.png", title=f"{cfg.name}: {len(groups)} groups, {len(rows)} iterations",
+         metrics=metrics)
+    print(f"schedule of {cfg.name}: {len(rows)} iterations x {len(groups)} param groups "
+          f"({ipe} iters/epoch{f' per process, {world} processes' if world > 1 else ''}) "
+          f"in {time.perf_counter() - t0:.2f} s")
+    print(f"  table: {table}\n  plot:  {out / 'schedule.png'}")
+    if skipped:
+        print(f"  not previewed (they change no lr/momentum): {', '.join(skipped)}")
+    for k, v in (trace or {}).items():
+        print(f"  metric trace ({spec}): {k} = {', '.join(f'{x:.4g}' for x in v[:n_val])}")
+    if checks:
+        write_csv(checks, out / "checks.csv")
+        print(f"  checks: {out / 'checks.csv'}")
+        print("\n".join(_reductions(checks)) or "  no lr reduction")
+    return out
+
+
+if __name__ == "__main__":
+    main()

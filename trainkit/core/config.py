@@ -1,0 +1,70 @@
+"""The trainer's options, declared once.
+
+:class:`TrainerConfig` is at the same time the Hydra schema of ``trainer.*`` (its
+defaults are the YAML defaults; ``python -m trainkit.train trainer.grad_accum=4``),
+the keyword arguments of :class:`trainkit.core.runner.Runner`
+(``Runner(model, opt, data, grad_accum=4)``), and what the entry point reads.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import Optional
+
+
+class MixedPrecision(str, enum.Enum):
+    no = "no"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class NonFinite(str, enum.Enum):
+    """What a non-finite (NaN/inf) training loss does."""
+
+    error = "error"     # stop with NonFiniteLossError
+    skip = "skip"       # skip that optimizer step (on every rank together)
+    ignore = "ignore"   # step anyway
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: Optional[int] = 10          # give this or max_iters (then max_epochs: null)
+    max_iters: Optional[int] = None         # iteration-based training
+    batch_size: int = 32                    # per process
+    val_batch_size: Optional[int] = None    # null: batch_size
+    num_workers: int = 0                    # DataLoader workers
+    drop_last: bool = False
+    val_interval: int = 1                   # validate every N epochs
+    grad_accum: int = 1                     # optimizer step every N batches
+    clip_grad: Optional[float] = None       # max global grad norm; null: no clipping
+    mixed_precision: MixedPrecision = MixedPrecision.no   # no | fp16 | bf16
+    checkpoint_interval: int = 1            # keep epoch_<N>.pt every N epochs; last.pt always
+    checkpoint_interval_iters: Optional[int] = None   # also save last.pt (and iter_<N>.pt) every N iterations
+    resume: Optional[str] = None            # auto | PATH
+    log_interval: int = 10                  # a logged row every N iterations (and at epoch ends)
+    nonfinite: NonFinite = NonFinite.error  # error | skip | ignore
+    progress: bool = True                   # progress bar
+    monitor: Optional[str] = None           # metric returned to sweepers, e.g. val/acc
+    print_events: bool = False              # print which handlers fire at each event
+    num_threads: Optional[int] = None       # torch intra-op threads (null: torch's default)
+    find_unused_parameters: bool = False    # DDP: parameters that get no gradient in some steps
+
+
+TRAINER_OPTIONS = tuple(f.name for f in fields(TrainerConfig))
+
+
+def trainer_config(options: dict) -> TrainerConfig:
+    """A :class:`TrainerConfig` from keyword options (the Runner's ``**options``). In Python,
+    giving ``max_iters`` alone means iteration-based training (``max_epochs=None``)."""
+    unknown = sorted(set(options) - set(TRAINER_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown trainer option(s) {unknown}; valid: {', '.join(TRAINER_OPTIONS)}")
+    options = dict(options)
+    if options.get("max_iters") is not None and "max_epochs" not in options:
+        options["max_epochs"] = None
+    return TrainerConfig(**options)
+
+
+def value_of(x):
+    """An enum member's value (``NonFinite.skip`` → ``"skip"``), anything else as is."""
+    return getattr(x, "value", x)

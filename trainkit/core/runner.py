@@ -1,0 +1,428 @@
+"""The Runner: one training loop on ``accelerate``, with every extension on the event bus.
+
+See :mod:`trainkit.core.events` for the loop's pseudocode. The Runner owns the counters
+(0-based ``epoch``, global ``iter``, ``inner_iter``), builds nothing from config
+itself, and never passes a schedule through ``accelerator.prepare`` (accelerate
+would step a prepared scheduler once per process).
+
+Lean optimizer path: for single-device and DDP runs the optimizer is *not* wrapped
+in accelerate's ``AcceleratedOptimizer`` (which costs ~130 µs per step on CPU). The
+Runner does what that wrapper would do there: it steps only on real optimizer steps,
+skips DDP's gradient all-reduce between them (``no_sync``), and drives the fp16
+``GradScaler`` (scale, unscale before clipping, step, update). DeepSpeed, FSDP and
+XLA runs take accelerate's own wrapper.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set_seed
+from torch.utils.data import Dataset
+
+from . import checkpoint as ckpt_io
+from .checks import check_choice, every_n
+from .config import NonFinite, TrainerConfig, trainer_config, value_of
+from .data import make_loader, to_device
+from .events import Event, EventBus
+from .groups import group_names
+from .record import JsonlSink, LoggerHook, Sink
+
+log = logging.getLogger("trainkit")
+
+_LEAN = {DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU}
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+class Runner:
+    """Trains ``model`` with ``optimizer`` on ``train_data``.
+
+    The model's ``forward(batch)`` returns a dict with a scalar ``loss`` (and any
+    other scalars to log). ``evaluator(runner) -> {name: float}`` computes the
+    validation metrics. ``components`` maps names to objects whose methods named
+    after events (``before_iter``, ...) go on the bus and whose ``state_dict`` goes
+    into checkpoints under that name.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        train_data: Optional[Dataset] = None,
+        *,
+        train_loader: Optional[Any] = None,
+        dry_run: bool = False,
+        val_data: Optional[Dataset] = None,
+        evaluator: Optional[Callable[["Runner"], Mapping[str, float]]] = None,
+        components: Optional[Mapping[str, Any]] = None,
+        sinks: Optional[list[Sink]] = None,
+        collate_fn: Optional[Callable] = None,
+        seed: int = 0,
+        work_dir: Optional[str | os.PathLike] = None,
+        accelerator: Optional[Accelerator] = None,
+        config: Optional[TrainerConfig] = None,
+        **options: Any,
+    ):
+        """``config`` (a :class:`~trainkit.core.config.TrainerConfig`) or its fields as keyword
+        ``options`` (``max_epochs=3, grad_accum=2``) set the loop; not both."""
+        if config is not None and options:
+            raise TypeError(f"give config or trainer options, not both (got {sorted(options)})")
+        cfg = config if config is not None else trainer_config(options)
+        self.config = cfg
+        max_epochs, max_iters = cfg.max_epochs, cfg.max_iters
+        nonfinite = check_choice("trainer.nonfinite", value_of(cfg.nonfinite), [m.value for m in NonFinite])
+        mixed_precision = value_of(cfg.mixed_precision)
+        if (max_epochs is None) == (max_iters is None):
+            raise ValueError("set exactly one of trainer.max_epochs and trainer.max_iters "
+                             f"(got max_epochs={max_epochs}, max_iters={max_iters})")
+        for key, val in (("trainer.max_epochs", max_epochs), ("trainer.max_iters", max_iters)):
+            if val is not None and val < 1:
+                raise ValueError(f"{key} must be >= 1, got {val}")
+        for key, val in (("trainer.val_interval", cfg.val_interval), ("trainer.grad_accum", cfg.grad_accum),
+                         ("trainer.checkpoint_interval", cfg.checkpoint_interval)):
+            if val < 1:
+                raise ValueError(f"{key} must be >= 1, got {val}")
+        if cfg.clip_grad is not None and cfg.clip_grad <= 0:
+            raise ValueError(f"trainer.clip_grad must be > 0 or null, got {cfg.clip_grad}")
+        batch_size, drop_last, num_workers = cfg.batch_size, cfg.drop_last, cfg.num_workers
+
+        if accelerator is None:
+            ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.find_unused_parameters else []
+            accelerator = _SingleProcess() if dry_run else Accelerator(
+                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
+        self.accelerator = accelerator
+        acc = self.accelerator
+        self.is_main = acc.is_main_process
+        self.work_dir = Path(work_dir) if work_dir is not None else Path.cwd()
+        self.seed, self.grad_accum, self.clip_grad = seed, cfg.grad_accum, cfg.clip_grad
+        self.val_interval, self.nonfinite, self.monitor = cfg.val_interval, nonfinite, cfg.monitor
+        self.checkpoint_interval, self.checkpoint_interval_iters = cfg.checkpoint_interval, cfg.checkpoint_interval_iters
+        self.resume, self.progress = cfg.resume, cfg.progress and self.is_main
+
+        self.dry_run = dry_run
+        if (train_data is None) == (train_loader is None):
+            raise ValueError("give exactly one of train_data and train_loader")
+        self.train_loader = train_loader if train_loader is not None else make_loader(
+            train_data, batch_size, shuffle=True, drop_last=drop_last, seed=seed,
+            rank=acc.process_index, world=acc.num_processes, num_workers=num_workers, collate_fn=collate_fn)
+        self.val_loader = None if val_data is None else make_loader(
+            val_data, cfg.val_batch_size or batch_size, shuffle=False, rank=acc.process_index,
+            world=acc.num_processes, num_workers=num_workers, collate_fn=collate_fn)
+        self.iters_per_epoch = len(self.train_loader)
+        if self.iters_per_epoch < 1:
+            raise ValueError(f"the training set gives no batch (batch_size={batch_size}, drop_last={drop_last})")
+        if max_iters is None:
+            self.max_epochs, self.max_iters = max_epochs, max_epochs * self.iters_per_epoch
+        else:
+            self.max_iters, self.max_epochs = max_iters, math.ceil(max_iters / self.iters_per_epoch)
+        self.evaluator = evaluator
+
+        # Model and optimizer. Schedules/components are never prepared.
+        self._lean = acc.distributed_type in _LEAN
+        if self._lean:
+            self.model = acc.prepare_model(model)
+            self.optimizer = optimizer
+        else:
+            self.model, self.optimizer = acc.prepare(model, optimizer)
+        self.unwrapped_model = acc.unwrap_model(self.model)
+        self.scaler = acc.scaler if self._lean else None
+        self.group_names = group_names(self.optimizer)
+        self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
+
+        # Counters and per-step state exposed on the bus.
+        self.epoch = self.iter = self.inner_iter = 0
+        self.outputs: dict[str, Any] = {}
+        self.metrics: dict[str, float] = {}
+        self.scalars: dict[str, float] = {}   # components add scalars for the next logged row
+        self.last_row: dict[str, Any] = {}
+        self.skipped_steps = 0
+        # deferred nonfinite=error check on an accelerator: first non-finite iteration, or -1
+        self._first_bad = torch.full((), -1, dtype=torch.long, device=acc.device) \
+            if nonfinite == NonFinite.error.value and acc.device.type != "cpu" and not dry_run else None
+
+        self.bus = EventBus()
+        self.components: dict[str, Any] = dict(components or {})
+        for name, comp in self.components.items():
+            self.bus.register(comp, name)
+        self.sinks: list[Sink] = list(sinks or [])
+        if self.is_main and not dry_run and not any(isinstance(s, JsonlSink) for s in self.sinks):
+            self.sinks.insert(0, JsonlSink(self.work_dir / "metrics.jsonl"))
+        if not self.is_main:
+            self.sinks = []
+        self.logger_hook = LoggerHook(self.sinks, cfg.log_interval)
+        self.bus.register(self.logger_hook, "logger")
+
+    # ------------------------------------------------------------------ loop
+    def fire(self, event: Event) -> None:
+        self.bus.fire(event, self)
+
+    def run(self) -> dict[str, float]:
+        """Train to ``max_iters``; returns the last validation metrics."""
+        resume_path = ckpt_io.find_resume(self.resume, self.work_dir)
+        state = self._load(resume_path) if resume_path else None
+        if state is None:
+            set_seed(self.seed)
+        self.fire(Event.BEFORE_RUN)
+        if state is not None:
+            for name, comp in self.components.items():
+                if name in state["components"] and hasattr(comp, "load_state_dict"):
+                    comp.load_state_dict(state["components"][name])
+            ckpt_io.set_rng_state(state["rng"])
+        bar = self._progress_bar()
+        try:
+            while self.epoch < self.max_epochs and self.iter < self.max_iters:
+                self._train_epoch(bar)
+                if self.iter < self.max_iters or self.inner_iter == 0:
+                    self._end_epoch()
+            if self.inner_iter != 0:   # max_iters ended mid-epoch: validate and save once more
+                self._validate()
+                self._save("last")
+            self._raise_if_nonfinite()
+        finally:
+            if bar is not None:
+                bar.close()
+        self.fire(Event.AFTER_RUN)
+        return dict(self.metrics)
+
+    def _train_epoch(self, bar) -> None:
+        start = self.inner_iter
+        self.train_loader.batch_sampler.set_epoch(self.epoch, start)
+        fire, device = self.bus.fire, self.accelerator.device
+        self.model.train()   # before before_epoch (mmcv's order), so a component may put parts in eval mode
+        self.fire(Event.BEFORE_EPOCH)
+        due = False   # an iteration checkpoint is due (taken when the accumulation window closes)
+        for i, batch in enumerate(self.train_loader, start):
+            self.inner_iter = i
+            fire(Event.BEFORE_ITER, self)
+            sync = self._closes_window(i)
+            self._train_step(to_device(batch, device), sync)
+            fire(Event.AFTER_ITER, self)
+            self.iter += 1
+            if self._first_bad is not None and self.iter % self.logger_hook.interval == 0:
+                self._raise_if_nonfinite()
+            if bar is not None:
+                bar.update(1)
+                if self.iter % self.logger_hook.interval == 0:
+                    bar.set_postfix(self._postfix(), refresh=False)
+            if self.iter >= self.max_iters:   # the run ends here, perhaps mid-epoch
+                self.inner_iter = (i + 1) % self.iters_per_epoch
+                return
+            if self.checkpoint_interval_iters and i + 1 < self.iters_per_epoch:
+                due = due or self.iter % self.checkpoint_interval_iters == 0
+                if due and sync:   # accumulated gradients are not checkpointed: save between windows
+                    due = False
+                    self.inner_iter = i + 1
+                    self._save("last", f"iter_{self.iter}")
+        self.inner_iter = 0
+
+    def _closes_window(self, i: int) -> bool:
+        """Does batch ``i`` of this epoch end an accumulation window, i.e. take an optimizer
+        step? Every ``grad_accum``-th batch, the epoch's last batch and the run's last batch."""
+        return every_n(i, self.grad_accum) or i + 1 == self.iters_per_epoch or self.iter + 1 == self.max_iters
+
+    def _train_step(self, batch: Any, sync: bool) -> None:
+        """Forward and backward of one batch; the optimizer step when ``sync`` closes the window."""
+        if self.dry_run:   # schedule preview: the real loop and events, no model, no step
+            if sync:
+                self.fire(Event.AFTER_STEP)
+            return
+        with self._no_sync(sync):
+            self.outputs = outputs = self.model(batch)
+            if not self._loss_ok(outputs["loss"]):
+                self.skipped_steps += 1
+                self.optimizer.zero_grad(set_to_none=True)
+                return
+            self._backward(outputs["loss"])
+        if sync:
+            self._optimizer_step()
+            self.fire(Event.AFTER_STEP)
+
+    def _no_sync(self, sync: bool):
+        """Inside an accumulation window, DDP's gradient all-reduce waits for the window's end."""
+        if not sync and self._lean and hasattr(self.model, "no_sync"):
+            return self.model.no_sync()
+        return contextlib.nullcontext()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        scaled = loss / self.grad_accum if self.grad_accum > 1 else loss
+        if not self._lean:
+            self.accelerator.backward(scaled)
+        elif self.scaler is not None:
+            self.scaler.scale(scaled).backward()
+        else:
+            scaled.backward()
+
+    def _optimizer_step(self) -> None:
+        """Clip (after unscaling fp16 gradients), step (through the scaler), zero the gradients."""
+        opt = self.optimizer
+        if self.clip_grad is not None:
+            if self.scaler is not None:
+                self.scaler.unscale_(opt)
+            clip = torch.nn.utils.clip_grad_norm_ if self._lean else self.accelerator.clip_grad_norm_
+            self.outputs = {**self.outputs, "grad_norm": clip(self._params, self.clip_grad)}
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    # ------------------------------------------------------------ non-finite
+    def _loss_ok(self, loss: torch.Tensor) -> bool:
+        """False when this step is to be skipped (``nonfinite=skip``); raises under ``error``.
+
+        ``error`` on an accelerator checks without a host sync: a device flag records the
+        first non-finite iteration and is read every ``log_interval`` iterations and before
+        every checkpoint (the steps in between are taken, the checkpoints are not written).
+        On the CPU, ``loss.item()`` costs no sync and the check is immediate. ``skip`` must
+        decide on the host, on every rank together (DDP would wait forever for a rank that
+        skipped its backward): one scalar collective per iteration."""
+        if self.nonfinite == NonFinite.ignore.value:
+            return True
+        if self.nonfinite == NonFinite.error.value:
+            if self._first_bad is not None:
+                bad = ~torch.isfinite(loss.detach())
+                self._first_bad = torch.where(bad & (self._first_bad < 0), self.iter, self._first_bad)
+            elif not math.isfinite(loss.item()):
+                raise self._nonfinite_error(self.iter, loss.item())
+            return True
+        ok = math.isfinite(loss.item())
+        if self.accelerator.num_processes > 1:
+            bad = torch.tensor(0.0 if ok else 1.0, device=self.accelerator.device)
+            ok = self.accelerator.reduce(bad, reduction="sum").item() == 0
+        return ok
+
+    def _raise_if_nonfinite(self) -> None:
+        """Read the device flag of the deferred ``nonfinite=error`` check (one host sync)."""
+        if self._first_bad is not None and (first := int(self._first_bad.item())) >= 0:
+            raise self._nonfinite_error(first, float("nan"), found_at=self.iter)
+
+    def _nonfinite_error(self, at: int, value: float, found_at: Optional[int] = None) -> NonFiniteLossError:
+        lrs = {n: g["lr"] for n, g in zip(self.group_names, self.optimizer.param_groups, strict=True)}
+        last = self.work_dir / "checkpoints" / "last.pt"
+        kept = f"The last checkpoint {last} is intact" if last.is_file() else "No checkpoint was written yet"
+        where = f"(inner_iter {self.inner_iter})" if found_at is None else (
+            f"(found by the check after iteration {found_at - 1}: the steps in between were taken, "
+            "no checkpoint was written after it)")
+        return NonFiniteLossError(
+            f"non-finite loss {value} at epoch {self.epoch}, iter {at} {where}; lrs {lrs}. {kept}; "
+            "set trainer.nonfinite=skip to skip such steps.")
+
+    def _end_epoch(self) -> None:
+        self.fire(Event.AFTER_EPOCH)
+        self.epoch += 1
+        if self.evaluator is not None and self.epoch % self.val_interval == 0:
+            self._validate()
+        names = ("last", f"epoch_{self.epoch}") if self.epoch % self.checkpoint_interval == 0 else ("last",)
+        self._save(*names)
+
+    def _validate(self) -> None:
+        if self.evaluator is None:
+            return
+        self.fire(Event.BEFORE_VAL)
+        self.unwrapped_model.eval()
+        with torch.no_grad():
+            self.metrics = {k: float(v) for k, v in self.evaluator(self).items()}
+        self.unwrapped_model.train()
+        if self.is_main and not self.dry_run:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items())
+            log.info("epoch %d, iter %d: %s", self.epoch, self.iter, shown)
+        self.fire(Event.AFTER_VAL)
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": ckpt_io.FORMAT,
+            "model": self.unwrapped_model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "counters": {"epoch": self.epoch, "iter": self.iter, "inner_iter": self.inner_iter},
+            "components": {n: c.state_dict() for n, c in self.components.items() if hasattr(c, "state_dict")},
+            "metrics": dict(self.metrics),
+            "rng": ckpt_io.rng_state(),
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def _save(self, *names: str) -> None:
+        if self.dry_run:
+            return
+        self._raise_if_nonfinite()
+        state = self.state_dict()
+        if self.is_main:
+            for sink in self.sinks:   # rows up to this point are on disk before the checkpoint
+                getattr(sink, "flush", lambda: None)()
+            for name in names:
+                ckpt_io.save_atomic(state, self.work_dir / "checkpoints" / f"{name}.pt")
+        self.accelerator.wait_for_everyone()
+
+    def _load(self, path: Path) -> dict[str, Any]:
+        state = ckpt_io.load(path)
+        self.unwrapped_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        c = state["counters"]
+        self.epoch, self.iter, self.inner_iter = c["epoch"], c["iter"], c["inner_iter"]
+        self.metrics = dict(state.get("metrics", {}))
+        self.skipped_steps = state.get("skipped_steps", 0)
+        for sink in self.sinks:
+            if hasattr(sink, "truncate_from"):
+                sink.truncate_from(self.iter)
+        if self.is_main:
+            log.info("resumed from %s at epoch %d, iter %d", path, self.epoch, self.iter)
+        return state
+
+    # --------------------------------------------------------------- display
+    def _progress_bar(self):
+        if not self.progress:
+            return None
+        from tqdm.auto import tqdm
+        return tqdm(total=self.max_iters, initial=self.iter, desc="train", dynamic_ncols=True,
+                    mininterval=0.5, leave=True)
+
+    def _postfix(self) -> dict[str, str]:
+        post = {"ep": self.epoch}
+        loss = self.outputs.get("loss")
+        if loss is not None:
+            post["loss"] = f"{float(loss.detach()):.4f}"
+        groups = self.optimizer.param_groups
+        if len(groups) <= 3:
+            for name, g in zip(self.group_names, groups, strict=True):
+                post[f"lr/{name}"] = f"{g['lr']:.3g}"
+        else:
+            post["lr"] = f"{groups[0]['lr']:.3g}"
+        return post
+
+
+class _SingleProcess:
+    """The accelerator of a dry run (schedule preview): one process, no collectives, so a
+    preview taken inside a multi-process run never waits on the other ranks."""
+
+    device = torch.device("cpu")
+    distributed_type = DistributedType.NO
+    num_processes, process_index, is_main_process = 1, 0, True
+    scaler = None
+
+    def prepare_model(self, model):
+        return model
+
+    def unwrap_model(self, model):
+        return model
+
+    def gather(self, x):
+        return x
+
+    def reduce(self, x, reduction="sum"):
+        return x
+
+    def wait_for_everyone(self):
+        pass

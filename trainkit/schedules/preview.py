@@ -1,0 +1,271 @@
+"""Schedule preview: every iteration's lr and momentum of every param group, without training.
+
+``preview(groups, components, epochs, iters_per_epoch)`` runs the real components on
+the real event bus: a :class:`~trainkit.core.runner.Runner` in ``dry_run`` mode (no model
+step) over a :class:`~trainkit.core.data.CountingLoader`, with a recorder that reads each
+group's lr and momentum at ``after_step``, i.e. the values ``optimizer.step()`` would use.
+The command line around it is :mod:`trainkit.cli.schedule` (``python -m trainkit.schedule``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+import time
+from array import array
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
+
+import torch
+
+from ..core.events import Priority
+from ..core.groups import get_momentum
+from ..core.instantiate import instantiate_node
+
+RECORDER, CHECKS = "_schedule_recorder", "_schedule_checks"
+TRACES = ("improve_then_flat", "improve", "flat")
+
+
+class _Recorder:
+    """Captures epoch, iter and every group's lr and momentum after each optimizer step.
+
+    Values go into flat float arrays (no container per step: a preview makes
+    tens of thousands of steps, and per-step containers would keep Python's
+    cyclic garbage collector busy)."""
+
+    priority = Priority.LOWEST
+
+    def __init__(self) -> None:
+        self.counters, self.values = array("q"), array("d")
+
+    def before_run(self, runner) -> None:
+        groups = runner.optimizer.param_groups
+        self.groups = groups
+        self.momentum_groups = [g for g in groups if get_momentum(g) is not None]
+        self.keys = [f"lr/{n}" for n in runner.group_names]
+        self.keys += [f"momentum/{n}" for n, g in zip(runner.group_names, groups) if get_momentum(g) is not None]
+
+    def after_step(self, runner) -> None:
+        self.counters.extend((runner.epoch, runner.iter))
+        self.values.extend([g["lr"] for g in self.groups])
+        self.values.extend([get_momentum(g) for g in self.momentum_groups])
+
+    def table(self) -> list[dict[str, Any]]:
+        keys, width = self.keys, len(self.keys)
+        counters, values = self.counters.tolist(), self.values.tolist()
+        return [{"epoch": counters[2 * k], "iter": counters[2 * k + 1],
+                 **dict(zip(keys, values[k * width:(k + 1) * width]))} for k in range(len(counters) // 2)]
+
+
+class _Checks:
+    """What components put into ``runner.scalars`` at ``after_val`` / ``after_epoch``
+    (runs after them, before the logger takes the scalars)."""
+
+    priority = 80
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def _take(self, runner) -> None:
+        if runner.scalars:
+            self.rows.append({"epoch": runner.epoch, "iter": runner.iter, **runner.scalars})
+
+    after_val = after_epoch = _take
+
+
+class _TraceEvaluator:
+    """Validation metrics replayed from ``{name: [value per validation]}``."""
+
+    def __init__(self, trace: Mapping[str, Sequence[float]]):
+        self.trace = {k: list(v) for k, v in trace.items()}
+        self.calls = 0
+
+    def __call__(self, runner) -> dict[str, float]:
+        self.calls += 1
+        return {k: float(v[self.calls - 1]) for k, v in self.trace.items()}
+
+
+class _Dummy(torch.nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.p = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(())) for _ in range(n))
+
+
+def _build_components(components: Mapping[str, Any]) -> dict[str, Any]:
+    built = {}
+    for name, node in components.items():
+        if node is None:
+            continue
+        is_node = isinstance(node, Mapping) and "_target_" in node   # dict or DictConfig
+        built[name] = instantiate_node(node, f"components.{name}") if is_node else node
+    return built
+
+
+def validations(epochs: Optional[int], iters_per_epoch: int, max_iters: Optional[int] = None,
+                val_interval: int = 1) -> int:
+    """How many times a run validates: every ``val_interval`` full epochs, and once more
+    when ``max_iters`` ends mid-epoch."""
+    if epochs is not None:
+        return epochs // val_interval
+    full, rest = divmod(max_iters or 0, iters_per_epoch)
+    return full // val_interval + (1 if rest else 0)
+
+
+def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], epochs: Optional[int] = None,
+            iters_per_epoch: int = 1, metric_trace: Optional[Mapping[str, Sequence[float]]] = None, *,
+            max_iters: Optional[int] = None, val_interval: int = 1) -> list[dict[str, Any]]:
+    """One row per optimizer step: ``epoch``, ``iter``, ``lr/<group>`` and ``momentum/<group>``.
+
+    ``groups``: param-group hyper-parameters, e.g. ``{"name": "head", "lr": 0.1, "momentum": 0.9}``
+    (``betas`` for Adam-style groups). ``components``: name → config node with ``_target_`` (as in
+    a recipe's ``components``) or an already built component. Give ``epochs`` or ``max_iters``.
+    ``metric_trace``: ``{metric: [value of validation 1, 2, ...]}`` served as validation results
+    every ``val_interval`` epochs (for components that react to metrics).
+    """
+    return _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval)[0]
+
+
+def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval):
+    """``(rows, checks)``: the per-iteration table and the scalars logged at validations / epoch ends."""
+    from ..core.data import CountingLoader
+    from ..core.runner import Runner
+
+    if not groups:
+        raise ValueError("preview needs at least one param group")
+    n_val = validations(epochs, iters_per_epoch, max_iters, val_interval)
+    every = "once per epoch" if val_interval == 1 else f"every {val_interval} epochs"
+    for name, values in (metric_trace or {}).items():
+        if len(values) < n_val:
+            raise ValueError(f"metric_trace[{name!r}] has {len(values)} values but the run validates "
+                             f"{n_val} times ({every})")
+    model = _Dummy(len(groups))
+    param_groups = []
+    for i, (spec, p) in enumerate(zip(groups, model.p)):
+        spec = dict(spec)
+        if "lr" not in spec:
+            raise ValueError(f"param group {i} ({spec.get('name', '?')}) has no 'lr'")
+        spec.pop("params", None)
+        param_groups.append({"params": [p], **spec})
+    optimizer = torch.optim.Optimizer(param_groups, {})
+    recorder, checks = _Recorder(), _Checks()
+    built = _build_components(components)
+    if RECORDER in built or CHECKS in built:
+        raise ValueError(f"component names {RECORDER!r} and {CHECKS!r} are reserved")
+    runner = Runner(model, optimizer, train_loader=CountingLoader(iters_per_epoch), dry_run=True,
+                    components={**built, RECORDER: recorder, CHECKS: checks}, max_epochs=epochs,
+                    max_iters=max_iters, val_interval=val_interval,
+                    evaluator=_TraceEvaluator(metric_trace) if metric_trace else None, progress=False)
+    runner.run()
+    return recorder.table(), checks.rows
+
+
+# ------------------------------------------------------------------ output
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    fields = list(dict.fromkeys(k for r in rows for k in r)) or ["epoch", "iter"]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)    # floats are written with repr: they read back exactly
+
+
+def plot(rows: list[dict[str, Any]], path: Path, title: str = "",
+         metrics: Optional[Mapping[str, tuple[Sequence[int], Sequence[float]]]] = None) -> None:
+    """lr and momentum against iteration, one curve per group; ``metrics``
+    (``{name: (iterations, values)}``, e.g. a metric trace) in a third panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lr_keys = [k for k in rows[0] if k.startswith("lr/")]
+    mom_keys = [k for k in rows[0] if k.startswith("momentum/")]
+    panels = [("lr", lr_keys)] + ([("momentum", mom_keys)] if mom_keys else [])
+    panels += [("metric", list(metrics))] if metrics else []
+    fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    x = [r["iter"] for r in rows]
+    for ax, (label, keys) in zip(axes[:, 0], panels):
+        for k in keys:
+            if label == "metric":
+                ax.plot(*metrics[k], "o-", label=k, markersize=3, linewidth=1)
+            else:
+                ax.plot(x, [r[k] for r in rows], label=k.split("/", 1)[1], linewidth=1.2)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if len(keys) <= 12:
+            ax.legend(fontsize=8, loc="best")
+    axes[-1, 0].set_xlabel("iteration")
+    if title:
+        axes[0, 0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------- metric traces
+def synthetic_trace(kind: str, n: int, mode: str = "min") -> list[float]:
+    """``n`` validation values that improve by 5 % each (``10·1.05^k`` for mode max,
+    ``10·0.95^k`` for min): ``improve`` all along, ``flat`` never (10 throughout),
+    ``improve_then_flat`` for the first ``m = ceil(n/3)`` values, then stays at value ``m − 1``."""
+    if kind not in TRACES:
+        raise ValueError(f"metric_trace={kind!r} is not valid; allowed: a JSON file, a list, {', '.join(TRACES)}")
+    rate = 1.05 if mode == "max" else 0.95
+    m = {"improve": n, "flat": 1, "improve_then_flat": max(1, math.ceil(n / 3))}[kind]
+    return [10.0 * rate ** min(k, m - 1) for k in range(n)]
+
+
+def monitored_metrics(components: Mapping[str, Any]) -> dict[str, str]:
+    """``{val_metric: mode}`` of the components (config nodes or built) that monitor a validation metric."""
+    found = {}
+    for c in components.values():
+        get = c.get if isinstance(c, Mapping) else lambda k, d=None, c=c: getattr(c, k, d)
+        if get("val_metric"):
+            found[str(get("val_metric"))] = str(get("mode", "min"))
+    return found
+
+
+def trace_from_spec(spec: str, monitored: Mapping[str, str], n: int) -> dict[str, list[float]]:
+    """A metric trace from the command line: a synthetic kind (:data:`TRACES`), an inline JSON
+    list (the values of every monitored metric; the last one repeats up to ``n``) or object,
+    or a JSON file ``{metric: [values]}``."""
+    text = str(spec).strip()
+    if text in TRACES or text[:1] == "[":
+        if not monitored:
+            raise ValueError(f"metric_trace={spec!r} needs a component with a val_metric to feed")
+        if text in TRACES:
+            return {m: synthetic_trace(text, n, mode) for m, mode in monitored.items()}
+    if text[:1] in "[{":
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"metric_trace={spec!r} is not valid JSON: {e}") from None
+    elif Path(text).is_file():
+        value = json.loads(Path(text).read_text())
+    else:
+        raise ValueError(f"metric_trace={spec!r} is neither a file, a JSON list or object, nor one of "
+                         f"{', '.join(TRACES)}")
+    if isinstance(value, list):
+        if not value or not all(isinstance(v, (int, float)) for v in value):
+            raise ValueError(f"metric_trace={spec!r} must be a non-empty list of numbers")
+        value = {m: value + value[-1:] * (n - len(value)) for m in monitored}
+    return {str(k): [float(x) for x in v] for k, v in value.items()}
+
+
+def _reductions(checks: list[dict[str, Any]]) -> list[str]:
+    """One line per check that reduced the lr (from the plateau reducer's logged state)."""
+    lines, seen = [], 0
+    for c in checks:
+        n = c.get("plateau/reductions", seen)
+        if n > seen:
+            factors = ", ".join(f"{k.rsplit('/', 1)[1]} x{v:.4g}" for k, v in c.items()
+                                if k.startswith("plateau/factor/"))
+            lines.append(f"  reduction {n} at the check after epoch {c['epoch']} (iter {c['iter']}): "
+                         f"value {c['plateau/value']:.6g}, best {c['plateau/best']:.6g} -> {factors}")
+        seen = n
+    return lines
+
+
+def group_hparams(optimizer, names: Sequence[str]) -> list[dict[str, Any]]:
+    """Each param group's hyper-parameters (everything but ``params``) under its name."""
+    return [{**{k: v for k, v in g.items() if k != "params"}, "name": n}
+            for g, n in zip(optimizer.param_groups, names, strict=True)]

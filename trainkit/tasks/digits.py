@@ -1,0 +1,60 @@
+"""The bundled 8x8 handwritten digits (scikit-learn's 1,797 images): the data and a small CNN
+(``backbone`` convs, ``head`` linear)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from ..core.data import DataBundle
+
+
+def conv_backbone(width: int) -> nn.Sequential:
+    """Three 3x3 conv-BN-ReLU layers with one 2x2 max-pool: ``[N, 1, 8, 8]`` → ``[N, 2 * width]``."""
+    return nn.Sequential(
+        nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+        nn.MaxPool2d(2),                                   # 8x8 -> 4x4
+        nn.Conv2d(width, 2 * width, 3, padding=1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+
+
+class DigitsCNN(nn.Module):
+    """``forward((x, y))`` → ``{"loss": cross-entropy, "acc": accuracy}``."""
+
+    def __init__(self, width: int = 32, num_classes: int = 10, dropout: float = 0.1):
+        super().__init__()
+        self.backbone = conv_backbone(width)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, num_classes))
+
+    def forward(self, batch):
+        x, y = batch
+        logits = self.head(self.backbone(x))
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        return {"loss": loss, "acc": acc.detach()}
+
+
+def load_digits_arrays(seed: int = 0, val_fraction: float = 0.2):
+    """scikit-learn's 1,797 bundled 8x8 digits as float tensors in [0, 1], split
+    deterministically into (train_x, train_y, val_x, val_y)."""
+    from sklearn.datasets import load_digits
+
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"data.val_fraction must be in (0, 1), got {val_fraction}")
+    d = load_digits()
+    x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(d.target, dtype=torch.long)
+    perm = torch.from_numpy(np.random.default_rng(seed).permutation(len(y)))
+    n_val = int(round(len(y) * val_fraction))
+    val, train = perm[:n_val], perm[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def digits_data(seed: int = 0, val_fraction: float = 0.2) -> DataBundle:
+    """Classification data: (image [1,8,8], label) pairs."""
+    tx, ty, vx, vy = load_digits_arrays(seed, val_fraction)
+    return DataBundle(TensorDataset(tx, ty), TensorDataset(vx, vy))
