@@ -57,15 +57,15 @@ def main() -> None:
     ema.before_run(SimpleNamespace(model=flat_model, optimizer=torch.optim.SGD(
         flat_model.online_net.parameters(), lr=0.1)))
     (ft, fo), = ema._flat
-    T = [p.data for p in loose.target_net.parameters()]
-    O = [p.data for p in loose.online_net.parameters()]
+    targets = [p.data for p in loose.target_net.parameters()]
+    onlines = [p.data for p in loose.online_net.parameters()]
 
     def mmselfsup():
-        for t, o in zip(loose.target_net.parameters(), loose.online_net.parameters()):
+        for t, o in zip(loose.target_net.parameters(), loose.online_net.parameters(), strict=True):
             t.data = t.data * M + o.data * (1.0 - M)
 
     def naive():
-        for t, o in zip(T, O):
+        for t, o in zip(targets, onlines, strict=True):
             t.mul_(M).add_(o, alpha=1.0 - M)
 
     methods = {
@@ -73,7 +73,7 @@ def main() -> None:
         "ceiling: t.copy_(o)": lambda: ft.copy_(fo),
         "mmselfsup (per tensor, new tensors)": mmselfsup,
         "naive loop (per tensor, mul_/add_)": naive,
-        "_foreach_lerp_ (180 tensors)": lambda: torch._foreach_lerp_(T, O, 1.0 - M),
+        "_foreach_lerp_ (180 tensors)": lambda: torch._foreach_lerp_(targets, onlines, 1.0 - M),
         "MomentumEMA.update (flat lerp_)": lambda: ema.update(M),
     }
     times: dict[str, list[float]] = {k: [] for k in methods}

@@ -32,7 +32,7 @@ class RankTrace:
         rank = runner.accelerator.process_index
         self.rank, self.dir = rank, Path(runner.work_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.fh = open(self.dir / f"trace_rank{rank}.jsonl", "a")
+        self.fh = open(self.dir / f"trace_rank{rank}.jsonl", "a")  # noqa: SIM115 (closed at after_run)
         save, log = ckpt_io.save_atomic, self.dir / f"saves_rank{rank}.jsonl"
 
         def spy(obj, path):

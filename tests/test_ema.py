@@ -120,7 +120,8 @@ def test_hand_example_updates_and_momenta(tmp_path):
     assert runner.max_iters == 10
     runner.run()
     rec = runner.components["rec"]
-    updated = [k for k in range(10) if any(not torch.equal(a, b) for a, b in zip(rec.start[k], rec.end[k]))]
+    updated = [k for k in range(10)
+               if any(not torch.equal(a, b) for a, b in zip(rec.start[k], rec.end[k], strict=True))]
     assert updated == [1, 3, 5, 7, 9]
     for k in updated:
         formula = mmselfsup_m(k, 10, 0.99, 1.0)
@@ -191,18 +192,18 @@ def test_target_equals_reference_ema_of_post_step_weights(tmp_path, interval, wr
     rec = runner.components["rec"]
     ref, pre_ref = [t.clone() for t in init], [t.clone() for t in init]
     for k in range(K):
-        for a, b in zip(rec.start[k], ref):   # the forward of iteration k saw the target after k-1
+        for a, b in zip(rec.start[k], ref, strict=True):   # the forward of iteration k saw the target after k-1
             assert torch.allclose(a, b, rtol=0, atol=1e-6)
         if (k + 1) % interval == 0:
             m = mmselfsup_m(k, K, 0.9, 1.0)
-            ref = [m * t + (1 - m) * o for t, o in zip(ref, rec.post_step[k])]
+            ref = [m * t + (1 - m) * o for t, o in zip(ref, rec.post_step[k], strict=True)]
             pre = rec.post_step[k - 1] if k else init     # the weights before this iteration's step
-            pre_ref = [m * t + (1 - m) * o for t, o in zip(pre_ref, pre)]
+            pre_ref = [m * t + (1 - m) * o for t, o in zip(pre_ref, pre, strict=True)]
     got = params64(runner.unwrapped_model_inner.target_net)
-    err = max((a - b).abs().max().item() for a, b in zip(got, ref))
+    err = max((a - b).abs().max().item() for a, b in zip(got, ref, strict=True))
     assert err < 1e-6
     # the test can tell: averaging the pre-step weights instead ends far away
-    assert max((a - b).abs().max().item() for a, b in zip(got, pre_ref)) > 1000 * max(err, 1e-9)
+    assert max((a - b).abs().max().item() for a, b in zip(got, pre_ref, strict=True)) > 1000 * max(err, 1e-9)
 
 
 def test_lerp_matches_mmselfsup_expression_within_float32_rounding():
@@ -225,16 +226,17 @@ def test_lerp_matches_mmselfsup_expression_within_float32_rounding():
                 o.add_(torch.randn(o.shape, generator=g) * o.abs().mean())
         before = [t.detach().clone() for t in model.target_net.parameters()]
         ema.update(m)
-        for t0, t, o in zip(before, model.target_net.parameters(), model.online_net.parameters()):
+        for t0, t, o in zip(before, model.target_net.parameters(), model.online_net.parameters(), strict=True):
             ref = t0 * m + o.detach() * (1.0 - m)
             bound = 3.5 * EPS32 * torch.maximum(t0.abs(), o.detach().abs())
             assert ((t.detach() - ref).abs() <= bound).all()
     ema.update(1.0)
     before = [t.detach().clone() for t in model.target_net.parameters()]
     ema.update(1.0)
-    assert all(torch.equal(a, b) for a, b in zip(before, model.target_net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.target_net.parameters(), strict=True))
     ema.update(0.0)
-    assert all(torch.equal(t, o) for t, o in zip(model.target_net.parameters(), model.online_net.parameters()))
+    pairs = zip(model.target_net.parameters(), model.online_net.parameters(), strict=True)
+    assert all(torch.equal(t, o) for t, o in pairs)
 
 
 def test_buffers_are_not_averaged(tmp_path):
@@ -275,9 +277,9 @@ def test_real_ddp_wrapper():
             opt.zero_grad()
             ema.after_iter(runner)
             m = mmselfsup_m(k, 6, 0.8)
-            ref = [m * t + (1 - m) * o for t, o in zip(ref, params64(model.online_net))]
+            ref = [m * t + (1 - m) * o for t, o in zip(ref, params64(model.online_net), strict=True)]
             assert runner.scalars["momentum/ema"] == m
-        assert max((a - b).abs().max().item() for a, b in zip(params64(model.target_net), ref)) < 1e-6
+        assert max((a - b).abs().max().item() for a, b in zip(params64(model.target_net), ref, strict=True)) < 1e-6
         assert all(p.grad is None for p in model.target_net.parameters())
     finally:
         dist.destroy_process_group()
@@ -416,7 +418,8 @@ def test_resume_is_exact(tmp_path, stop_at):
     resumed = runner("cut", resume="auto")
     resumed.run()
     assert torch.equal(flat_target(full), flat_target(resumed))
-    for a, b in zip(full.unwrapped_model.state_dict().values(), resumed.unwrapped_model.state_dict().values()):
+    for a, b in zip(full.unwrapped_model.state_dict().values(), resumed.unwrapped_model.state_dict().values(),
+                    strict=True):
         assert torch.equal(a, b)
     logged = [{r["step"]: r["momentum/ema"] for r in read_jsonl(tmp_path / d / "metrics.jsonl")
                if "momentum/ema" in r} for d in ("full", "cut")]

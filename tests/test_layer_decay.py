@@ -88,11 +88,12 @@ def check_table(model, opt, table, decay_rate=0.9, total_layers=8, base_lr=LR):
     params = dict(model.named_parameters())
     assert [g["group_name"] for g in opt.param_groups] == [t[0] for t in table]
     assert group_names(opt) == [t[0] for t in table]
-    for g, (name, lid, members) in zip(opt.param_groups, table):
+    for g, (name, lid, members) in zip(opt.param_groups, table, strict=True):
         scale = decay_rate ** (total_layers - lid - 1)
         assert g["name"] == name
         assert g["param_names"] == members
-        assert len(g["params"]) == len(members) and all(p is params[n] for p, n in zip(g["params"], members))
+        assert len(g["params"]) == len(members)
+        assert all(p is params[n] for p, n in zip(g["params"], members, strict=True))
         assert g["lr_scale"] == scale
         assert g["lr"] == scale * base_lr
         assert g["weight_decay"] == (0.0 if name.endswith("no_decay") else WD)
@@ -265,7 +266,8 @@ def test_vit_rules_with_default_layer_report(caplog, via):
         constructor = LayerDecayConstructor(**cfg)
     with caplog.at_level(logging.INFO, logger="trainkit"):
         opt = constructor(model, adamw())
-    table = [("layer_0_no_decay", 0, ["backbone.cls_token", "backbone.pos_embed", "backbone.patch_embed.projection.bias"]),
+    table = [("layer_0_no_decay", 0,
+              ["backbone.cls_token", "backbone.pos_embed", "backbone.patch_embed.projection.bias"]),
              ("layer_0_decay", 0, ["backbone.patch_embed.projection.weight"])]
     for i in range(4):
         table += [(f"layer_{i + 1}_no_decay", i + 1, vit_block(i, "no_decay")),
@@ -339,7 +341,8 @@ def test_model_method_and_callable_rules(how):
 
 # ---- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("cfg,match", [
-    ({"num_layers": 6, "decay_rate": 0.9, "decay_type": "block_wise"}, r"decay_type='block_wise'.*layer_wise, stage_wise"),
+    ({"num_layers": 6, "decay_rate": 0.9, "decay_type": "block_wise"},
+     r"decay_type='block_wise'.*layer_wise, stage_wise"),
     ({"num_layers": 6, "decay_rate": 0.0}, r"decay_rate=0.0: must be a number > 0"),
     ({"num_layers": 6, "decay_rate": -0.9}, r"decay_rate=-0.9"),
     ({"num_layers": 6}, r"decay_rate=None"),

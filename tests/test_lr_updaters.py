@@ -189,7 +189,8 @@ def test_linear_annealing_poly_exp_inv():
         return [r["lr/g0"] for r in lr_rows(node, epochs, ipe)]
     assert run({"_target_": L + "LinearAnnealingLrUpdater", "min_lr_ratio": 0.0}, 4, 1) == \
         [close(0.02 * (1 - e / 4)) for e in range(4)]
-    assert run({"_target_": L + "ExpLrUpdater", "gamma": 0.5}, 3, 2) == [close(0.02 * 0.5 ** (i // 2)) for i in range(6)]
+    assert run({"_target_": L + "ExpLrUpdater", "gamma": 0.5}, 3, 2) == \
+        [close(0.02 * 0.5 ** (i // 2)) for i in range(6)]
     assert run({"_target_": L + "InvLrUpdater", "gamma": 0.1, "power": 0.5, "by_epoch": False}, 1, 4) == \
         [close(0.02 * (1 + 0.1 * i) ** -0.5) for i in range(4)]
     assert run({"_target_": L + "PolyLrUpdater", "power": 2.0, "min_lr": 1e-3}, 4, 1) == \

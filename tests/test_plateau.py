@@ -26,6 +26,7 @@ from trainkit.schedules.plateau import ReduceLR
 from trainkit.core.runner import Runner
 from trainkit.cli.schedule import main as schedule_main
 from trainkit.schedules.preview import preview
+import contextlib
 
 ROOT = Path(__file__).resolve().parent.parent
 L = "trainkit.schedules."
@@ -74,10 +75,8 @@ def train_run(tmp_path, losses, *, ipe=4, epochs=None, components=None, groups=(
     runner = Runner(model, opt, zeros(ipe).train, batch_size=1, max_epochs=epochs or len(losses) // ipe,
                     components=comps, work_dir=tmp_path, progress=False, resume=resume,
                     checkpoint_interval_iters=ckpt_iters, nonfinite="skip")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         runner.run()
-    except KeyboardInterrupt:
-        pass
     return seen, plateau
 
 
@@ -358,10 +357,8 @@ def test_resumed_run_makes_the_same_decisions(tmp_path, case):
                         components={**built, "script": LossScript(losses), "plateau": plateau, "rec": StepLrs(seen),
                                     "stop": StopAt(stop_at), "checks": checks},
                         work_dir=d, progress=False, checkpoint_interval_iters=3, resume=resume)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             runner.run()
-        except KeyboardInterrupt:
-            pass
         return seen, checks.rows, plateau
 
     full, full_checks, p_full = go(tmp_path / "full")
@@ -485,4 +482,5 @@ def test_two_processes_average_the_metric_and_decide_identically(tmp_path):
     # every reduction of either reducer halves the lr: 1 → 0.5^6 after the last one
     assert loss[-1]["lrs"] == [0.5 ** 5] and val[1]["lrs"] == [0.25]
     rows = read_jsonl(run_dir / "metrics.jsonl")
-    assert [r["lr/pg0"] for r in rows if "lr/pg0" in r] == [1.0] * 4 + [0.5] * 4 + [0.25] * 2 + [0.125] * 4 + [0.0625] * 2
+    assert [r["lr/pg0"] for r in rows if "lr/pg0" in r] == \
+        [1.0] * 4 + [0.5] * 4 + [0.25] * 2 + [0.125] * 4 + [0.0625] * 2

@@ -90,7 +90,8 @@ def test_resume_after_interruption_is_exact(tmp_path, ckpt_iters, stop_at):
     resumed.run()
     resumed.sinks[0].close()
     assert resumed.iter == full.iter == 20
-    for a, b in zip(full.unwrapped_model.state_dict().values(), resumed.unwrapped_model.state_dict().values()):
+    for a, b in zip(full.unwrapped_model.state_dict().values(), resumed.unwrapped_model.state_dict().values(),
+                    strict=True):
         assert torch.equal(a, b)
     full_lrs, cut_lrs = lr_rows(tmp_path / "full" / "metrics.jsonl"), lr_rows(run_dir / "metrics.jsonl")
     assert sorted(cut_lrs) == list(range(20))      # one row per iteration, superseded rows moved out
@@ -190,7 +191,8 @@ def test_gradient_accumulation_matches_big_batch(tmp_path):
         steps = []
         r = Runner(net, torch.optim.SGD(model.parameters(), lr=0.5), data(), max_epochs=2,
                    batch_size=batch_size, grad_accum=accum, work_dir=tmp_path / f"{batch_size}",
-                   progress=False, components={"count": type("C", (), {"after_step": lambda s, r: steps.append(r.iter)})()})
+                   progress=False,
+                   components={"count": type("C", (), {"after_step": lambda s, r: steps.append(r.iter)})()})
         # the same samples per optimizer step: fix the order (no shuffle difference) via the sampler
         r.train_loader.batch_sampler.shuffle = False
         r.run()

@@ -82,7 +82,7 @@ def test_iteration_checkpoint_waits_for_the_window_and_resume_is_exact(tmp_path)
     resumed = runner(cut, max_epochs=3, grad_accum=2, checkpoint_interval_iters=3, resume="auto")
     resumed.run()
     assert resumed.components["steps"].steps == [s for s in full.components["steps"].steps if s[0] >= 7]
-    for a, b in zip(full.unwrapped_model.parameters(), resumed.unwrapped_model.parameters()):
+    for a, b in zip(full.unwrapped_model.parameters(), resumed.unwrapped_model.parameters(), strict=True):
         assert torch.equal(a, b)
 
 

@@ -6,6 +6,7 @@ from torch.utils.data import TensorDataset
 
 from trainkit.core.runner import Runner
 from helpers import StopAt
+import contextlib
 
 L, M = "trainkit.schedules.", "trainkit.schedules."
 
@@ -51,10 +52,8 @@ def run(tmp_path, components, *, lr_scale=1.0, stop_at=None, resume=None, adam=F
         comps["stop"] = StopAt(stop_at, Interrupt)
     runner = Runner(model, opt, data, batch_size=2, max_epochs=4, components=comps, work_dir=tmp_path,
                     checkpoint_interval_iters=3, resume=resume, progress=False)
-    try:
+    with contextlib.suppress(Interrupt):
         runner.run()
-    except Interrupt:
-        pass
     return rec.rows
 
 

@@ -63,7 +63,7 @@ def test_siamese_rpn_never_mutates_its_segments():
     for _ in range(2):
         SiameseRPNLrUpdater()
         SiameseRPNLrUpdater(lr_configs=segs)
-    assert policies.DEFAULT_SIAMESE_SEGMENTS == before and segs == mine
+    assert before == policies.DEFAULT_SIAMESE_SEGMENTS and segs == mine
 
 
 def test_siamese_rpn_schedule_shorter_than_the_run_fails_before_the_first_iteration():

@@ -304,7 +304,8 @@ def test_backbone_unfreeze_freezes_then_trains_listed_layers_with_bn_modes():
                 assert mod.training == (name.split(".")[0] in trains), (epoch, name)
         assert all(p.requires_grad for p in m.cls_head.parameters())
         assert all(mod.training for mod in m.cls_head.modules())
-    with pytest.raises(ValueError, match=re.escape("['layer9'] not in backbone; allowed: ['layer1', 'layer2', 'layer3']")):
+    message = "['layer9'] not in backbone; allowed: ['layer1', 'layer2', 'layer3']"
+    with pytest.raises(ValueError, match=re.escape(message)):
         BackboneUnfreeze(1, ["layer9"]).before_run(runner)
 
 

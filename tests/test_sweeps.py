@@ -88,7 +88,7 @@ def test_optuna_study_optimises_the_returned_metric(tmp_path):
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     values = [r["value"] for r in results]
     assert best["best_value"] == max(values)                      # direction: maximize
-    assert best["best_params"] in [p for p, v in zip(params, values) if v == max(values)]
+    assert best["best_params"] in [p for p, v in zip(params, values, strict=True) if v == max(values)]
 
 
 def test_joblib_launcher_runs_jobs_side_by_side(tmp_path):

@@ -218,7 +218,8 @@ def test_ctrl_c_on_both_ranks_then_resume_with_accelerate_launch_is_exact(full):
         assert all(torch.equal(fa["target"][n], fb["target"][n]) for n in fa["target"])
     (ref0, ref1), (cut0, cut1) = traces(ref), traces(cut)
     assert cut0 == ref0 and cut1 == ref1         # every iteration, resumed ones included, on both ranks
-    lrs = lambda d: {r["step"]: r["lr/pg0"] for r in read_jsonl(d / "metrics.jsonl") if "lr/pg0" in r}
+    def lrs(d):
+        return {r["step"]: r["lr/pg0"] for r in read_jsonl(d / "metrics.jsonl") if "lr/pg0" in r}
     assert lrs(cut) == lrs(ref)
     assert {r["step"] for r in read_jsonl(cut / "metrics.superseded.jsonl")} == {16, 17}
 

@@ -96,7 +96,7 @@ class PolySchedule:
 
     def before_iter(self, runner):
         f = (1 - runner.iter / self.total) ** 2
-        for base, g in zip(self.base, runner.optimizer.param_groups):
+        for base, g in zip(self.base, runner.optimizer.param_groups, strict=True):
             g["lr"] = base * f
             g["momentum"] = 0.95 - 0.1 * runner.iter / self.total
         runner.scalars["sched/factor"] = f
@@ -121,7 +121,8 @@ def test_offline_run_records_what_the_optimizer_used(tmp_path):
     used, opt, step = {}, runner.optimizer, runner.optimizer.step
 
     def spy_step(*a, **k):   # what the optimizer actually uses at each iteration's step
-        used[runner.iter] = {n: (g["lr"], g["momentum"]) for n, g in zip(runner.group_names, opt.param_groups)}
+        groups = zip(runner.group_names, opt.param_groups, strict=True)
+        used[runner.iter] = {n: (g["lr"], g["momentum"]) for n, g in groups}
         return step(*a, **k)
 
     opt.step = spy_step

@@ -17,7 +17,8 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
+from collections.abc import Iterator
 
 _HEADER = struct.Struct("<4sHB")
 _CHUNK = struct.Struct("<IHB")
@@ -65,7 +66,7 @@ class WandbRun:
     config: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)   # name or glob -> options
     history: list[dict[str, Any]] = field(default_factory=list)
-    exit_code: Optional[int] = None   # None: the run was not finished
+    exit_code: int | None = None   # None: the run was not finished
 
 
 def read_run(path: str | os.PathLike) -> WandbRun:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig
 
@@ -52,7 +52,7 @@ def schedule_components(cfg: DictConfig, planned: bool = False) -> tuple[dict[st
     return keep, sorted(set(built) - set(keep))
 
 
-def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: Optional[list] = None, multirun: bool = False):
+def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = None, multirun: bool = False):
     """Everything a run needs, built from ``cfg``; the Runner is returned unstarted."""
     import torch
     from accelerate.utils import set_seed

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from ..core.record import read_jsonl
 
@@ -41,7 +42,7 @@ def render(rows: Sequence[dict[str, Any]], loss: bool = True):
         raise ValueError("no lr/, momentum/ or loss values among the rows")
     fig = Figure(figsize=(8, 2.6 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, (key, c) in zip(axes, panels):
+    for ax, (key, c) in zip(axes, panels, strict=True):
         for label, (xs, ys) in c.items():
             ax.plot(xs, ys, label=label, linewidth=1.2)
         ax.set_ylabel(key.rstrip("/"))
@@ -52,7 +53,7 @@ def render(rows: Sequence[dict[str, Any]], loss: bool = True):
     return fig
 
 
-def plot_run(run_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None, loss: bool = True) -> Path:
+def plot_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, loss: bool = True) -> Path:
     """Render ``run_dir/metrics.jsonl`` to ``out`` (default ``run_dir/schedule.png``)."""
     run_dir = Path(run_dir)
     path = run_dir / "metrics.jsonl"
@@ -63,7 +64,7 @@ def plot_run(run_dir: str | os.PathLike, out: Optional[str | os.PathLike] = None
     return out
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m trainkit.plot", description=__doc__.splitlines()[0])
     ap.add_argument("run_dir", help="a run directory holding metrics.jsonl")
     ap.add_argument("--out", default=None, help="PNG path (default RUN_DIR/schedule.png)")

@@ -21,7 +21,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 from .. import build as B
 from .. import config as C
@@ -52,7 +52,7 @@ def _positive_int(key: str, text: str) -> int:
     return value
 
 
-def main(argv: Optional[Sequence[str]] = None) -> Path:
+def main(argv: Sequence[str] | None = None) -> Path:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -30,7 +30,7 @@ def log_planned_schedule(cfg: DictConfig, runner) -> None:
         sink.log_planned(rows)
 
 
-def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) -> Optional[float]:
+def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) -> float | None:
     """Train from a composed config; returns ``metrics[trainer.monitor]`` (or None)."""
     runner = B.build_runner(cfg, Path(work_dir), multirun=multirun)
     if runner.is_main:
@@ -61,7 +61,7 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
     return value
 
 
-def _task(cfg: DictConfig) -> Optional[float]:
+def _task(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 

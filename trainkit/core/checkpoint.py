@@ -10,10 +10,11 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import torch
+import contextlib
 
 FORMAT = "trainkit/1"
 
@@ -29,10 +30,8 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -68,7 +67,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def find_resume(resume: Optional[str], work_dir: Path, multirun: bool = False) -> Optional[Path]:
+def find_resume(resume: str | None, work_dir: Path, multirun: bool = False) -> Path | None:
     """``None``/``""`` → no resume; ``auto`` → the newest ``checkpoints/last.pt`` in
     ``work_dir`` or, failing that, in its sibling run directories (``outputs/<name>/*/``;
     in a Hydra multirun, the same job subdirectory of earlier sweeps); else a path."""

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -79,7 +80,7 @@ class CountingLoader:
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, drop_last: bool = False,
                 seed: int = 0, rank: int = 0, world: int = 1, num_workers: int = 0,
-                collate_fn: Optional[Callable] = None) -> DataLoader:
+                collate_fn: Callable | None = None) -> DataLoader:
     sampler = EpochBatchSampler(len(dataset), batch_size, shuffle=shuffle, drop_last=drop_last,
                                 seed=seed, rank=rank, world=world)
     # A private generator: creating an iterator must not draw from the global RNG.
@@ -93,8 +94,8 @@ class DataBundle:
     """What a recipe's ``data`` node builds: datasets plus how to batch them."""
 
     train: Dataset
-    val: Optional[Dataset] = None
-    collate_fn: Optional[Callable] = None
+    val: Dataset | None = None
+    collate_fn: Callable | None = None
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

@@ -7,7 +7,8 @@ Composer's ``Serializable`` and ``State`` do.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping
 
 import torch
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional, Protocol
+from typing import Any, Protocol
 
 from .checks import every_n
 from .events import Priority
@@ -35,7 +35,7 @@ class JsonlSink:
     def __init__(self, path: str | os.PathLike, flush_every: int = 50):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the sink holds it until close)
         self._pending = 0
         self.flush_every = flush_every
 
@@ -69,7 +69,7 @@ class JsonlSink:
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
             os.replace(tmp, self.path)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the sink holds it until close)
         return len(moved)
 
     def close(self, status: str = "finished") -> None:
@@ -89,7 +89,7 @@ def _jsonable(x: Any) -> Any:
         return str(x)
 
 
-def optimizer_scalars(optimizer, names: Optional[list[str]] = None) -> dict[str, float]:
+def optimizer_scalars(optimizer, names: list[str] | None = None) -> dict[str, float]:
     """``lr/<group>`` and ``momentum/<group>`` (SGD momentum or Adam beta1) of every group;
     ``names`` defaults to :func:`trainkit.core.groups.group_names`."""
     row = {}

@@ -19,7 +19,8 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
+from collections.abc import Callable, Mapping
 
 import torch
 from accelerate import Accelerator
@@ -57,19 +58,19 @@ class Runner:
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
-        train_data: Optional[Dataset] = None,
+        train_data: Dataset | None = None,
         *,
-        train_loader: Optional[Any] = None,
+        train_loader: Any | None = None,
         dry_run: bool = False,
-        val_data: Optional[Dataset] = None,
-        evaluator: Optional[Callable[["Runner"], Mapping[str, float]]] = None,
-        components: Optional[Mapping[str, Any]] = None,
-        sinks: Optional[list[Sink]] = None,
-        collate_fn: Optional[Callable] = None,
+        val_data: Dataset | None = None,
+        evaluator: Callable[[Runner], Mapping[str, float]] | None = None,
+        components: Mapping[str, Any] | None = None,
+        sinks: list[Sink] | None = None,
+        collate_fn: Callable | None = None,
         seed: int = 0,
-        work_dir: Optional[str | os.PathLike] = None,
-        accelerator: Optional[Accelerator] = None,
-        config: Optional[TrainerConfig] = None,
+        work_dir: str | os.PathLike | None = None,
+        accelerator: Accelerator | None = None,
+        config: TrainerConfig | None = None,
         **options: Any,
     ):
         """``config`` (a :class:`~trainkit.core.config.TrainerConfig`) or its fields as keyword
@@ -105,7 +106,8 @@ class Runner:
         self.work_dir = Path(work_dir) if work_dir is not None else Path.cwd()
         self.seed, self.grad_accum, self.clip_grad = seed, cfg.grad_accum, cfg.clip_grad
         self.val_interval, self.nonfinite, self.monitor = cfg.val_interval, nonfinite, cfg.monitor
-        self.checkpoint_interval, self.checkpoint_interval_iters = cfg.checkpoint_interval, cfg.checkpoint_interval_iters
+        self.checkpoint_interval = cfg.checkpoint_interval
+        self.checkpoint_interval_iters = cfg.checkpoint_interval_iters
         self.resume, self.progress = cfg.resume, cfg.progress and self.is_main
 
         self.dry_run = dry_run
@@ -306,7 +308,7 @@ class Runner:
         if self._first_bad is not None and (first := int(self._first_bad.item())) >= 0:
             raise self._nonfinite_error(first, float("nan"), found_at=self.iter)
 
-    def _nonfinite_error(self, at: int, value: float, found_at: Optional[int] = None) -> NonFiniteLossError:
+    def _nonfinite_error(self, at: int, value: float, found_at: int | None = None) -> NonFiniteLossError:
         lrs = {n: g["lr"] for n, g in zip(self.group_names, self.optimizer.param_groups, strict=True)}
         last = self.work_dir / "checkpoints" / "last.pt"
         kept = f"The last checkpoint {last} is intact" if last.is_file() else "No checkpoint was written yet"

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -61,7 +61,7 @@ class MomentumEMA:
 
     priority = Priority.NORMAL
 
-    def __init__(self, base_momentum: Optional[float] = None, end_momentum: float = 1.0,
+    def __init__(self, base_momentum: float | None = None, end_momentum: float = 1.0,
                  update_interval: int = 1, online: str = "online_net", target: str = "target_net"):
         if base_momentum is not None:
             base_momentum = _check_momentum("base_momentum", base_momentum)
@@ -76,7 +76,7 @@ class MomentumEMA:
         self.momentum = base_momentum
         self._flat: list[tuple[torch.Tensor, torch.Tensor]] = []   # (target, online) per device/dtype
         self._views: list[tuple[torch.Tensor, int]] = []          # (param, expected data_ptr)
-        self._pending: Optional[dict[str, Any]] = None
+        self._pending: dict[str, Any] | None = None
         self._ready = False
 
     # ------------------------------------------------------------------ events
@@ -141,7 +141,7 @@ class MomentumEMA:
         mine = [(t.numel(), t.dtype) for t, _ in self._flat]
         if saved != mine:
             raise ValueError(f"MomentumEMA: the checkpoint's target buffers {saved} do not fit this model's {mine}")
-        for (t, _), s in zip(self._flat, state["target"]):
+        for (t, _), s in zip(self._flat, state["target"], strict=True):
             t.copy_(s)
 
     # ------------------------------------------------------------ setup
@@ -162,7 +162,7 @@ class MomentumEMA:
                              f"has {len(tg)}; the target must be a copy of the online network")
         online_ids = {id(p) for _, p in on}
         pairs = {}
-        for (n_o, o), (n_t, t) in zip(on, tg):
+        for (n_o, o), (n_t, t) in zip(on, tg, strict=True):
             if (o.shape, o.dtype, o.device) != (t.shape, t.dtype, t.device):
                 raise ValueError(f"MomentumEMA: {self.online}.{n_o} {tuple(o.shape)} {o.dtype} {o.device} does not "
                                  f"match {self.target}.{n_t} {tuple(t.shape)} {t.dtype} {t.device}")
@@ -186,7 +186,7 @@ class MomentumEMA:
                 offsets.append(total)
                 total += -(-o.numel() // step) * step
             flat_t, flat_o = (torch.zeros(total, dtype=dtype, device=device) for _ in range(2))
-            for (o, t), off in zip(group, offsets):
+            for (o, t), off in zip(group, offsets, strict=True):
                 for p, flat in ((o, flat_o), (t, flat_t)):
                     view = flat[off:off + p.numel()].view(p.shape)
                     view.copy_(p.data)

@@ -5,7 +5,8 @@ whose groups carry a ``name`` (used for ``lr/<name>`` and ``momentum/<name>``).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Optional
+from typing import Any
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ class NamedGroups:
     them (e.g. an EMA target network, which only :class:`trainkit.optim.ema.MomentumEMA` writes).
     """
 
-    def __init__(self, groups: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    def __init__(self, groups: Mapping[str, Mapping[str, Any]] | None = None,
                  default_group: str = "pg0", exclude: str | Iterable[str] | None = None):
         self.groups = {k: dict(v) for k, v in (groups or {}).items()}
         for name, spec in self.groups.items():
@@ -85,7 +86,7 @@ def _factory_defaults(factory: OptimizerFactory) -> dict[str, Any]:
 
 
 def build_optimizer(model: nn.Module, optimizer: OptimizerFactory,
-                    constructor: Optional[Callable] = None) -> torch.optim.Optimizer:
+                    constructor: Callable | None = None) -> torch.optim.Optimizer:
     """``constructor(model, optimizer)`` if given, else one group named ``pg0``."""
     if constructor is not None:
         return constructor(model, optimizer)

@@ -25,7 +25,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -34,7 +35,7 @@ from .groups import OptimizerFactory, _factory_defaults
 
 log = logging.getLogger("trainkit")
 
-LayerFn = Callable[[str, int], Optional[int]]
+LayerFn = Callable[[str, int], int | None]
 """``fn(param_name, num_layers) -> layer id``, or None for the default layer."""
 
 DECAY_TYPES = ("layer_wise", "stage_wise")
@@ -43,7 +44,7 @@ _TOKENS = ("backbone.cls_token", "backbone.mask_token", "backbone.pos_embed")
 _NO_DECAY_NAMES = ("pos_embed", "cls_token")   # compared with full names, as mmdet does
 
 
-def convnext_layer_id(name: str, num_layers: int) -> Optional[int]:
+def convnext_layer_id(name: str, num_layers: int) -> int | None:
     """mmdet's ``layer_wise`` ids for OpenMMLab ConvNeXt names (``num_layers`` as configured).
 
     tokens 0; downsample_layers.{0,1,2,3} -> 0, 2, 3, num_layers;
@@ -59,7 +60,7 @@ def convnext_layer_id(name: str, num_layers: int) -> Optional[int]:
     return None
 
 
-def convnext_stage_id(name: str, num_layers: int) -> Optional[int]:
+def convnext_stage_id(name: str, num_layers: int) -> int | None:
     """mmdet's ``stage_wise`` ids: tokens and every downsample layer 0, stages.{s} -> s + 1,
     anything else -> None. ``num_layers`` is unused: ids num_layers-1 and num_layers stay empty."""
     if name in _TOKENS or name.startswith("backbone.downsample_layers"):
@@ -86,7 +87,7 @@ def _by_stage(name: str, ids: tuple[int, ...]) -> int:
     return ids[stage]
 
 
-def pattern_rules(rules: Union[Sequence[Sequence[Any]], Mapping[str, int]]) -> LayerFn:
+def pattern_rules(rules: Sequence[Sequence[Any]] | Mapping[str, int]) -> LayerFn:
     """Ordered ``[regex, layer]`` pairs (or a ``{regex: layer}`` mapping) as a :data:`LayerFn`.
 
     The first regex that matches the start of a name (``re.match``) decides: the id is
@@ -107,7 +108,7 @@ def pattern_rules(rules: Union[Sequence[Sequence[Any]], Mapping[str, int]]) -> L
             raise ValueError(f"param_groups.rules[{i}]: bad regex {pattern!r}: {e}") from None
         compiled.append((rx, layer, "id" in rx.groupindex))
 
-    def layer_of(name: str, num_layers: int) -> Optional[int]:
+    def layer_of(name: str, num_layers: int) -> int | None:
         for rx, layer, has_id in compiled:
             m = rx.match(name)
             if m is None:
@@ -138,7 +139,7 @@ class LayerDecayConstructor:
     """
 
     def __init__(self, paramwise_cfg: Mapping[str, Any],
-                 rules: Optional[Union[LayerFn, Sequence[Sequence[Any]], Mapping[str, int]]] = None,
+                 rules: LayerFn | Sequence[Sequence[Any]] | Mapping[str, int] | None = None,
                  no_decay: Sequence[str] = ()):
         if not isinstance(paramwise_cfg, Mapping):
             raise ValueError(f"param_groups.paramwise_cfg must be a mapping with keys "
@@ -160,7 +161,7 @@ class LayerDecayConstructor:
         self.paramwise_cfg = cfg
         self.num_layers, self.decay_rate = num_layers, decay_rate
         self.decay_type = "layer_wise" if "layer_wise" in decay_type else "stage_wise"
-        self.rules: Optional[LayerFn] = None
+        self.rules: LayerFn | None = None
         if rules is not None:
             self.rules = rules if callable(rules) else pattern_rules(rules)
         try:

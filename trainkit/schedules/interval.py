@@ -1,7 +1,7 @@
 """mmagic's ``LinearLrInterval`` (an mmengine ``LinearLR`` with an interval), with mmengine's timing."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from ..core.checks import is_int, number, positive_int
 from ..core.events import Priority
@@ -32,7 +32,7 @@ class LinearLrInterval:
     writes_param_groups = True
 
     def __init__(self, start_factor: float = 1.0 / 3, end_factor: float = 1.0, begin: int = 0,
-                 end: Optional[int] = None, by_epoch: bool = True, interval: int = 1):
+                 end: int | None = None, by_epoch: bool = True, interval: int = 1):
         self.start_factor = number("start_factor", start_factor, low=0.0, high=1.0)
         self.end_factor = number("end_factor", end_factor, low=0.0, high=1.0)
         if not is_int(begin) or begin < 0:

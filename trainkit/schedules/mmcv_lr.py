@@ -9,7 +9,7 @@ Every lr write goes through :func:`trainkit.schedules.updater.write_lrs`.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from . import policies as P
 from .updater import LR, Updater
@@ -25,7 +25,7 @@ class FixedLrUpdater(Updater):
 class StepLrUpdater(Updater):
     """``lr = max(base · gamma**k, min_lr)``, ``k`` = milestones in ``step`` reached (or progress // step)."""
 
-    def __init__(self, step: Any, gamma: float = 0.1, min_lr: Optional[float] = None, **kwargs: Any):
+    def __init__(self, step: Any, gamma: float = 0.1, min_lr: float | None = None, **kwargs: Any):
         super().__init__(P.Step(step, gamma, min_lr, "min_lr"), LR, **kwargs)
 
 
@@ -53,15 +53,15 @@ class InvLrUpdater(Updater):
 class CosineAnnealingLrUpdater(Updater):
     """``lr = t + ½(base − t)(1 + cos(π·progress/total))``, ``t = min_lr`` or ``base · min_lr_ratio``."""
 
-    def __init__(self, min_lr: Optional[float] = None, min_lr_ratio: Optional[float] = None, **kwargs: Any):
+    def __init__(self, min_lr: float | None = None, min_lr_ratio: float | None = None, **kwargs: Any):
         super().__init__(P.CosineAnnealing(min_lr, min_lr_ratio, "min_lr"), LR, **kwargs)
 
 
 class FlatCosineAnnealingLrUpdater(Updater):
     """``base`` for the first ``round(start_percent · total)`` steps, then cosine to the target."""
 
-    def __init__(self, start_percent: float = 0.75, min_lr: Optional[float] = None,
-                 min_lr_ratio: Optional[float] = None, **kwargs: Any):
+    def __init__(self, start_percent: float = 0.75, min_lr: float | None = None,
+                 min_lr_ratio: float | None = None, **kwargs: Any):
         super().__init__(P.FlatCosineAnnealing(start_percent, min_lr, min_lr_ratio), LR, **kwargs)
 
 
@@ -69,8 +69,8 @@ class CosineRestartLrUpdater(Updater):
     """Cosine cycles of ``periods`` steps restarting at ``t + w·(base − t)``; ``sum(periods)``
     must cover the run. ``restart_weights`` defaults to 1 for every period."""
 
-    def __init__(self, periods: Any, restart_weights: Any = None, min_lr: Optional[float] = None,
-                 min_lr_ratio: Optional[float] = None, **kwargs: Any):
+    def __init__(self, periods: Any, restart_weights: Any = None, min_lr: float | None = None,
+                 min_lr_ratio: float | None = None, **kwargs: Any):
         super().__init__(P.CosineRestart(periods, restart_weights, min_lr, min_lr_ratio), LR, **kwargs)
 
 
@@ -86,7 +86,7 @@ class CyclicLrUpdater(Updater):
 class OneCycleLrUpdater(Updater):
     """1cycle from ``max_lr / div_factor`` up to ``max_lr`` and down to ``max_lr / (div_factor · final_div_factor)``."""
 
-    def __init__(self, max_lr: Any, total_steps: Optional[int] = None, pct_start: float = 0.3,
+    def __init__(self, max_lr: Any, total_steps: int | None = None, pct_start: float = 0.3,
                  anneal_strategy: str = "cos", div_factor: float = 25, final_div_factor: float = 1e4,
                  three_phase: bool = False, by_epoch: bool = False, **kwargs: Any):
         policy = P.OneCycle(max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor,
@@ -97,7 +97,7 @@ class OneCycleLrUpdater(Updater):
 class LinearAnnealingLrUpdater(Updater):
     """``lr = base + (t − base)·progress/total``, ``t = min_lr`` or ``base · min_lr_ratio``."""
 
-    def __init__(self, min_lr: Optional[float] = None, min_lr_ratio: Optional[float] = None, **kwargs: Any):
+    def __init__(self, min_lr: float | None = None, min_lr_ratio: float | None = None, **kwargs: Any):
         super().__init__(P.LinearAnnealing(min_lr, min_lr_ratio, "min_lr"), LR, **kwargs)
 
 

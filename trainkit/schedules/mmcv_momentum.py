@@ -8,7 +8,7 @@ mmcv ``momentum_config`` dict as is. See docs/schedules.md.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from . import policies as P
 from .mmcv_lr import by_policy
@@ -18,7 +18,7 @@ from .updater import MOMENTUM, Updater
 class StepMomentumUpdater(Updater):
     """``m = max(base · gamma**k, min_momentum)``, ``k`` = milestones in ``step`` reached (or progress // step)."""
 
-    def __init__(self, step: Any, gamma: float = 0.5, min_momentum: Optional[float] = None, **kwargs: Any):
+    def __init__(self, step: Any, gamma: float = 0.5, min_momentum: float | None = None, **kwargs: Any):
         super().__init__(P.Step(step, gamma, min_momentum, "min_momentum"), MOMENTUM, **kwargs)
 
 
@@ -26,7 +26,7 @@ class CosineAnnealingMomentumUpdater(Updater):
     """``m = t + ½(base − t)(1 + cos(π·progress/total))``, ``t = min_momentum`` or ``base · min_momentum_ratio``
     (``t`` above the base anneals upwards)."""
 
-    def __init__(self, min_momentum: Optional[float] = None, min_momentum_ratio: Optional[float] = None,
+    def __init__(self, min_momentum: float | None = None, min_momentum_ratio: float | None = None,
                  **kwargs: Any):
         super().__init__(P.CosineAnnealing(min_momentum, min_momentum_ratio, "min_momentum"), MOMENTUM, **kwargs)
 
@@ -34,7 +34,7 @@ class CosineAnnealingMomentumUpdater(Updater):
 class LinearAnnealingMomentumUpdater(Updater):
     """``m = base + (t − base)·progress/total``, ``t = min_momentum`` or ``base · min_momentum_ratio``."""
 
-    def __init__(self, min_momentum: Optional[float] = None, min_momentum_ratio: Optional[float] = None,
+    def __init__(self, min_momentum: float | None = None, min_momentum_ratio: float | None = None,
                  **kwargs: Any):
         super().__init__(P.LinearAnnealing(min_momentum, min_momentum_ratio, "min_momentum"), MOMENTUM, **kwargs)
 

@@ -30,7 +30,7 @@ at ``min_lr`` before every iteration.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -57,8 +57,8 @@ class ReduceLR:
 
     def __init__(self, mode: str = "min", factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
                  threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0, eps: float = 1e-8,
-                 begin: int = 0, end: Optional[int] = None, by_epoch: bool = True,
-                 val_metric: Optional[str] = None, interval: int = 1):
+                 begin: int = 0, end: int | None = None, by_epoch: bool = True,
+                 val_metric: str | None = None, interval: int = 1):
         check_choice("mode", mode, MODES)
         check_choice("threshold_mode", threshold_mode, THRESHOLD_MODES)
         self.mode, self.threshold_mode = mode, threshold_mode

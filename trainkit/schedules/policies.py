@@ -15,9 +15,11 @@ operation order, so the values are bit-identical to the reference's.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Mapping
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -57,7 +59,7 @@ ANNEAL_FUNCS = {"cos": annealing_cos, "linear": annealing_linear}
 _is_number, _is_int, _seq = is_number, is_int, as_list
 
 
-def _target_spec(key: str, value: Any, ratio: Any) -> tuple[Optional[float], Optional[float]]:
+def _target_spec(key: str, value: Any, ratio: Any) -> tuple[float | None, float | None]:
     """Exactly one of ``min_<x>`` (absolute target) and ``min_<x>_ratio`` (× base)."""
     if (value is None) == (ratio is None):
         raise ValueError(f"give exactly one of {key} and {key}_ratio, got {key}={value!r}, "
@@ -69,7 +71,7 @@ def _target_spec(key: str, value: Any, ratio: Any) -> tuple[Optional[float], Opt
     return value, ratio
 
 
-def _targets(bases: list[float], value: Optional[float], ratio: Optional[float]) -> list[float]:
+def _targets(bases: list[float], value: float | None, ratio: float | None) -> list[float]:
     return [b * ratio for b in bases] if ratio is not None else [value] * len(bases)
 
 
@@ -106,12 +108,12 @@ class Step:
     else the number of milestones ``<= progress`` (the decay applies *at* the milestone).
     ``floor`` (``min_lr`` / ``min_momentum``) is absolute, the same for every group."""
 
-    def __init__(self, step: Any, gamma: float, floor: Optional[float], floor_key: str):
+    def __init__(self, step: Any, gamma: float, floor: float | None, floor_key: str):
         milestones = _seq(step)
         if milestones is not None:
             if not milestones or not all(_is_int(s) and s > 0 for s in milestones):
                 raise ValueError(f"step must be a positive integer or a list of positive integers, got {step!r}")
-            if any(b <= a for a, b in zip(milestones, milestones[1:])):
+            if any(b <= a for a, b in itertools.pairwise(milestones)):
                 raise ValueError(f"step={milestones} must be strictly increasing")
             self.step: Any = [int(s) for s in milestones]
         else:
@@ -180,13 +182,13 @@ class Inv:
 class CosineAnnealing:
     """``value = annealing_cos(base, target, progress/total)``; ``target = min`` or ``base · min_ratio``."""
 
-    def __init__(self, min_value: Optional[float], min_ratio: Optional[float], key: str):
+    def __init__(self, min_value: float | None, min_ratio: float | None, key: str):
         self.min_value, self.min_ratio = _target_spec(key, min_value, min_ratio)
 
     def bind(self, bases: list[float], total: int) -> Values:
         targets = _targets(bases, self.min_value, self.min_ratio)
-        halves = [0.5 * 1.0 * (b - t) for b, t in zip(bases, targets)]
-        pairs = list(zip(targets, halves))
+        halves = [0.5 * 1.0 * (b - t) for b, t in zip(bases, targets, strict=True)]
+        pairs = list(zip(targets, halves, strict=True))
 
         def values(p: int) -> list[float]:
             c = math.cos(math.pi * (p / total)) + 1
@@ -197,12 +199,12 @@ class CosineAnnealing:
 class LinearAnnealing:
     """``value = base + (target − base)·progress/total``; ``target = min`` or ``base · min_ratio``."""
 
-    def __init__(self, min_value: Optional[float], min_ratio: Optional[float], key: str):
+    def __init__(self, min_value: float | None, min_ratio: float | None, key: str):
         self.min_value, self.min_ratio = _target_spec(key, min_value, min_ratio)
 
     def bind(self, bases: list[float], total: int) -> Values:
         targets = _targets(bases, self.min_value, self.min_ratio)
-        pairs = [(b, t - b) for b, t in zip(bases, targets)]
+        pairs = [(b, t - b) for b, t in zip(bases, targets, strict=True)]
 
         def values(p: int) -> list[float]:
             f = p / total
@@ -214,7 +216,7 @@ class FlatCosineAnnealing:
     """``base`` until ``start = round(total · start_percent)`` (Python's round: half to even),
     then ``annealing_cos(base, target, (progress − start)/(total − start))``."""
 
-    def __init__(self, start_percent: float, min_lr: Optional[float], min_lr_ratio: Optional[float]):
+    def __init__(self, start_percent: float, min_lr: float | None, min_lr_ratio: float | None):
         self.start_percent = number("start_percent", start_percent, low=0.0, high=1.0)
         self.min_lr, self.min_lr_ratio = _target_spec("min_lr", min_lr, min_lr_ratio)
 
@@ -227,7 +229,7 @@ class FlatCosineAnnealing:
             q = p - start
             if q < 0:
                 return bases
-            return [annealing_cos(b, t, q / span) for b, t in zip(bases, targets)]
+            return [annealing_cos(b, t, q / span) for b, t in zip(bases, targets, strict=True)]
         return values
 
 
@@ -235,8 +237,8 @@ class CosineRestart:
     """Cosine cycles of ``periods[i]`` steps; cycle ``i`` restarts at ``t + w_i·(base − t)``:
     ``annealing_cos(base, t, min((progress − cycle_start)/period, 1), w_i)``."""
 
-    def __init__(self, periods: Any, restart_weights: Any, min_lr: Optional[float],
-                 min_lr_ratio: Optional[float]):
+    def __init__(self, periods: Any, restart_weights: Any, min_lr: float | None,
+                 min_lr_ratio: float | None):
         seq = _seq(periods)
         if not seq or not all(_is_int(x) and x > 0 for x in seq):
             raise ValueError(f"periods must be a non-empty list of positive integers, got {periods!r}")
@@ -256,7 +258,7 @@ class CosineRestart:
             raise ValueError(f"periods={self.periods} cover {self.ends[-1]} steps but the run has "
                              f"{total}; sum(periods) must be >= {total}")
         targets = _targets(bases, self.min_lr, self.min_lr_ratio)
-        pairs = list(zip(bases, targets))
+        pairs = list(zip(bases, targets, strict=True))
         ends, periods, weights = self.ends, self.periods, self.weights
 
         def values(p: int) -> list[float]:
@@ -340,7 +342,7 @@ class OneCycle:
 
     by_epoch_only = False
 
-    def __init__(self, max_lr: Any, total_steps: Optional[int], pct_start: float, anneal_strategy: str,
+    def __init__(self, max_lr: Any, total_steps: int | None, pct_start: float, anneal_strategy: str,
                  div_factor: float, final_div_factor: float, three_phase: bool):
         self.max_lr = number_or_list("max_lr", max_lr)
         self.total_steps = None if total_steps is None else positive_int("total_steps", total_steps)
@@ -365,13 +367,13 @@ class OneCycle:
         mults = [(1, div), (div, 1), (1, final)] if self.three_phase else [(1, div), (div, final)]
         bases = self.initial_values(len(bases))
         phases, start = [], 0
-        for end, (m0, m1) in zip(ends, mults):
+        for end, (m0, m1) in zip(ends, mults, strict=True):
             phases.append((end, start, end - start, [(b * m0, b * m1) for b in bases]))
             start = end
         anneal = self.anneal
 
         def values(i: int) -> list[float]:
-            for end, start, length, pairs in phases:   # the first phase with i <= end (i < steps always)
+            for end, start, length, pairs in phases:   # noqa: B007  (the first phase with i <= end; i < steps always)
                 if i <= end:
                     break
             f = (i - start) / length
@@ -401,15 +403,17 @@ class OneCycleMomentum:
         hi = per_group("max_momentum", self.max_momentum, n)
         ends = _one_cycle_ends(self.pct_start, total, self.three_phase)
         _check_first_phase(ends, "max_iters", self.pct_start, total)
-        pairs = [list(zip(hi, lo)), list(zip(lo, hi))] + ([list(zip(hi, hi))] if self.three_phase else [])
+        pairs = [list(zip(hi, lo, strict=True)), list(zip(lo, hi, strict=True))]
+        if self.three_phase:
+            pairs.append(list(zip(hi, hi, strict=True)))
         phases, start = [], 0
-        for end, pp in zip(ends, pairs):
+        for end, pp in zip(ends, pairs, strict=True):
             phases.append((end, start, end - start, pp))
             start = end
         anneal = self.anneal
 
         def values(i: int) -> list[float]:
-            for end, start, length, pp in phases:      # the first phase with i <= end, else the last
+            for end, start, length, pp in phases:      # noqa: B007  (the first phase with i <= end, else the last)
                 if i <= end:
                     break
             f = (i - start) / length

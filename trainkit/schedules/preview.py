@@ -11,11 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
-import time
 from array import array
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -44,7 +43,8 @@ class _Recorder:
         self.groups = groups
         self.momentum_groups = [g for g in groups if get_momentum(g) is not None]
         self.keys = [f"lr/{n}" for n in runner.group_names]
-        self.keys += [f"momentum/{n}" for n, g in zip(runner.group_names, groups) if get_momentum(g) is not None]
+        named = zip(runner.group_names, groups, strict=True)
+        self.keys += [f"momentum/{n}" for n, g in named if get_momentum(g) is not None]
 
     def after_step(self, runner) -> None:
         self.counters.extend((runner.epoch, runner.iter))
@@ -55,7 +55,7 @@ class _Recorder:
         keys, width = self.keys, len(self.keys)
         counters, values = self.counters.tolist(), self.values.tolist()
         return [{"epoch": counters[2 * k], "iter": counters[2 * k + 1],
-                 **dict(zip(keys, values[k * width:(k + 1) * width]))} for k in range(len(counters) // 2)]
+                 **dict(zip(keys, values[k * width:(k + 1) * width], strict=True))} for k in range(len(counters) // 2)]
 
 
 class _Checks:
@@ -102,7 +102,7 @@ def _build_components(components: Mapping[str, Any]) -> dict[str, Any]:
     return built
 
 
-def validations(epochs: Optional[int], iters_per_epoch: int, max_iters: Optional[int] = None,
+def validations(epochs: int | None, iters_per_epoch: int, max_iters: int | None = None,
                 val_interval: int = 1) -> int:
     """How many times a run validates: every ``val_interval`` full epochs, and once more
     when ``max_iters`` ends mid-epoch."""
@@ -112,9 +112,9 @@ def validations(epochs: Optional[int], iters_per_epoch: int, max_iters: Optional
     return full // val_interval + (1 if rest else 0)
 
 
-def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], epochs: Optional[int] = None,
-            iters_per_epoch: int = 1, metric_trace: Optional[Mapping[str, Sequence[float]]] = None, *,
-            max_iters: Optional[int] = None, val_interval: int = 1) -> list[dict[str, Any]]:
+def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], epochs: int | None = None,
+            iters_per_epoch: int = 1, metric_trace: Mapping[str, Sequence[float]] | None = None, *,
+            max_iters: int | None = None, val_interval: int = 1) -> list[dict[str, Any]]:
     """One row per optimizer step: ``epoch``, ``iter``, ``lr/<group>`` and ``momentum/<group>``.
 
     ``groups``: param-group hyper-parameters, e.g. ``{"name": "head", "lr": 0.1, "momentum": 0.9}``
@@ -141,7 +141,7 @@ def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iter
                              f"{n_val} times ({every})")
     model = _Dummy(len(groups))
     param_groups = []
-    for i, (spec, p) in enumerate(zip(groups, model.p)):
+    for i, (spec, p) in enumerate(zip(groups, model.p, strict=True)):
         spec = dict(spec)
         if "lr" not in spec:
             raise ValueError(f"param group {i} ({spec.get('name', '?')}) has no 'lr'")
@@ -170,7 +170,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str = "",
-         metrics: Optional[Mapping[str, tuple[Sequence[int], Sequence[float]]]] = None) -> None:
+         metrics: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
     """lr and momentum against iteration, one curve per group; ``metrics``
     (``{name: (iterations, values)}``, e.g. a metric trace) in a third panel."""
     import matplotlib
@@ -184,7 +184,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str = "",
     panels += [("metric", list(metrics))] if metrics else []
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 3.2 * len(panels)), squeeze=False)
     x = [r["iter"] for r in rows]
-    for ax, (label, keys) in zip(axes[:, 0], panels):
+    for ax, (label, keys) in zip(axes[:, 0], panels, strict=True):
         for k in keys:
             if label == "metric":
                 ax.plot(*metrics[k], "o-", label=k, markersize=3, linewidth=1)

@@ -19,7 +19,8 @@ before iteration ``i`` is the one ``optimizer.step()`` of iteration ``i`` uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
+from collections.abc import Callable
 
 from ..core.checks import check_choice, is_int, number
 from ..core.events import Priority
@@ -85,8 +86,8 @@ class Updater:
 
     writes_param_groups = True   # previewed by ``python -m trainkit.schedule``
 
-    def __init__(self, policy: Any, target: Target, *, by_epoch: bool = True, warmup: Optional[str] = None,
-                 warmup_iters: int = 0, warmup_ratio: Optional[float] = None, warmup_by_epoch: bool = False):
+    def __init__(self, policy: Any, target: Target, *, by_epoch: bool = True, warmup: str | None = None,
+                 warmup_iters: int = 0, warmup_ratio: float | None = None, warmup_by_epoch: bool = False):
         name = type(self).__name__
         required = getattr(policy, "by_epoch_only", None)
         if required is not None and bool(by_epoch) != required:
@@ -117,7 +118,7 @@ class Updater:
         own = getattr(self.policy, "initial_values", None)
         defaults = own(len(groups)) if own is not None else [self.target.read(g) for g in groups]
         key = self.target.initial_key
-        for g, d in zip(groups, defaults):
+        for g, d in zip(groups, defaults, strict=True):
             g.setdefault(key, d)
         self.base = [g[key] for g in groups]
         self._total = runner.max_epochs if self.by_epoch else runner.max_iters

@@ -12,7 +12,7 @@ being ``nn.Linear`` on channels-last features.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +75,7 @@ class ConvNeXt(nn.Module):
                 LayerNorm2d(channels[i - 1], eps=1e-6), nn.Conv2d(channels[i - 1], channels[i], 2, stride=2)))
         self.stages = nn.ModuleList(
             nn.Sequential(*(ConvNeXtBlock(c, layer_scale_init_value) for _ in range(d)))
-            for d, c in zip(depths, channels))
+            for d, c in zip(depths, channels, strict=True))
         for i in out_indices:
             self.add_module(f"norm{i}", nn.LayerNorm(channels[i], eps=1e-6))
         for module in (*self.downsample_layers[:frozen_stages], *self.stages[:frozen_stages]):
@@ -83,7 +83,7 @@ class ConvNeXt(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         outs = []
-        for i, (down, stage) in enumerate(zip(self.downsample_layers, self.stages)):
+        for i, (down, stage) in enumerate(zip(self.downsample_layers, self.stages, strict=True)):
             x = stage(down(x))
             if i in self.out_indices:
                 outs.append(getattr(self, f"norm{i}")(x.mean((2, 3))))
@@ -97,8 +97,8 @@ class ConvNeXtClassifier(nn.Module):
     ``input_size`` the images are first resized (bilinear) to ``input_size`` squared.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, neck: Optional[nn.Module] = None,
-                 input_size: Optional[int] = None):
+    def __init__(self, backbone: nn.Module, head: nn.Module, neck: nn.Module | None = None,
+                 input_size: int | None = None):
         super().__init__()
         self.backbone, self.neck, self.head = backbone, neck, head
         self.input_size = input_size

@@ -7,7 +7,7 @@ Coordinates are continuous: pixel column ``i`` covers ``[i, i + 1)``.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

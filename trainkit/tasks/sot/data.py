@@ -10,7 +10,6 @@ frame take the frame's mean colour.
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import numpy as np
 import torch
@@ -120,7 +119,7 @@ class SequenceSet(Dataset):
         return self.sequences[i]
 
 
-def tracking_data(root: Optional[str] = None, val_root: Optional[str] = None, *, seed: int = 0,
+def tracking_data(root: str | None = None, val_root: str | None = None, *, seed: int = 0,
                   template_size: int = 32, search_size: int = 64, context_amount: float = 0.5,
                   train_sequences: int = 96, val_sequences: int = 24, train_frames: int = 32,
                   val_frames: int = 64, frame_size: int = 128, pairs_per_epoch: int = 6144,

@@ -46,7 +46,7 @@ class TrackingEvaluator:
         tracker = ope(preds, gts)
         self.last = {"epoch": runner.epoch, "sequences": len(seqs), "frames": int(sum(len(g) for g in gts)),
                      "tracker": tracker, "static": self.static,
-                     "per_sequence": {s.name: ope([p], [g]) for s, p, g in zip(seqs, preds, gts)}}
+                     "per_sequence": {s.name: ope([p], [g]) for s, p, g in zip(seqs, preds, gts, strict=True)}}
         p = self.prefix
         return {f"{p}{k}": v for k, v in tracker.items()} | {f"{p}static_{k}": v for k, v in self.static.items()}
 

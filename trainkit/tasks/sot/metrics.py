@@ -39,6 +39,6 @@ def ope(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, float]:
     """``{"success_auc", "precision_20px"}`` averaged over sequences."""
     if len(preds) != len(gts) or not preds:
         raise ValueError(f"need one prediction per sequence, got {len(preds)} for {len(gts)}")
-    auc = [success_auc(iou_xywh(p, g)) for p, g in zip(preds, gts)]
-    prec = [precision(center_error(p, g)) for p, g in zip(preds, gts)]
+    auc = [success_auc(iou_xywh(p, g)) for p, g in zip(preds, gts, strict=True)]
+    prec = [precision(center_error(p, g)) for p, g in zip(preds, gts, strict=True)]
     return {"success_auc": float(np.mean(auc)), "precision_20px": float(np.mean(prec))}

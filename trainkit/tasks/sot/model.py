@@ -12,7 +12,7 @@ cross-entropy weighted ``1 / (2 n_pos)`` and ``1 / (2 n_neg)``, box loss weighte
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -92,7 +92,8 @@ class SiamRPN(nn.Module):
         if not 0 <= neg_iou <= pos_iou <= 1:
             raise ValueError(f"need 0 <= model.neg_iou ({neg_iou}) <= model.pos_iou ({pos_iou}) <= 1")
         if not anchor_ratios or min(anchor_ratios) <= 0:
-            raise ValueError(f"model.anchor_ratios={list(anchor_ratios)} must be a non-empty list of positive h/w ratios")
+            raise ValueError(f"model.anchor_ratios={list(anchor_ratios)} must be a non-empty list of "
+                             "positive h/w ratios")
         self.template_size, self.search_size, self.context_amount = template_size, search_size, context_amount
         self.num_ratios = len(anchor_ratios)
         self.pos_iou, self.neg_iou = pos_iou, neg_iou

@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -28,8 +27,8 @@ class Sequence:
     """``boxes``: float32 ``[T, 4]`` ``xywh``; frames either in memory (``frames``:
     uint8 ``[T, H, W, 3]``) or as image files (``paths``, decoded on demand)."""
 
-    def __init__(self, name: str, boxes: np.ndarray, *, frames: Optional[np.ndarray] = None,
-                 paths: Optional[list[Path]] = None):
+    def __init__(self, name: str, boxes: np.ndarray, *, frames: np.ndarray | None = None,
+                 paths: list[Path] | None = None):
         if (frames is None) == (paths is None):
             raise ValueError("give exactly one of frames and paths")
         self.name, self.boxes = name, np.asarray(boxes, np.float32)
@@ -85,7 +84,7 @@ def read_sequence(folder: str | Path) -> Sequence:
     paths = _frame_paths(img_dir, gt_path, len(boxes))
     from PIL import Image
 
-    for i, (box, path) in enumerate(zip(boxes, paths), 1):
+    for i, (box, path) in enumerate(zip(boxes, paths, strict=True), 1):
         with Image.open(path) as im:
             width, height = im.size
         x, y, w, h = box

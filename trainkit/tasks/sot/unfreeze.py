@@ -1,7 +1,7 @@
 """Backbone freezing and late unfreezing, as mmtrack's SiameseRPNOptimizerHook / SiamRPNBackboneUnfreezeHook."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import nn
 
