@@ -119,6 +119,7 @@ def test_a_users_own_schedule_component_is_previewed(tmp_path, monkeypatch, make
                 "~components", "+components.halve._target_=my_sched.HalveEveryEpoch",
                 "+components.count._target_=my_sched.Counter"])
     import csv
-    rows = list(csv.DictReader(open(out / "schedule.csv")))
+    with open(out / "schedule.csv") as f:
+        rows = list(csv.DictReader(f))
     lr0 = make_cfg("+recipe=digits_baseline").optimizer.lr
     assert [float(r["lr/pg0"]) for r in rows] == [lr0, lr0, lr0 / 2, lr0 / 2, lr0 / 4, lr0 / 4]
