@@ -97,11 +97,19 @@ def tracking_sinks(cfg: DictConfig, work_dir: Path, resume: bool) -> list:
 
 
 def groups_from_config(cfg: DictConfig) -> list[dict[str, Any]]:
-    """The param groups (hyper-parameters only) the recipe's model and optimizer give."""
+    """The param groups (hyper-parameters only) the recipe's model and optimizer give; with
+    ``model: ???`` (a ported config not filled in yet), the optimizer's one base group."""
+    import torch
+    from omegaconf import OmegaConf
+
     from .core.groups import group_names
     from .schedules.preview import group_hparams
 
-    _, optimizer = build_model_and_optimizer(cfg)
+    if OmegaConf.is_missing(cfg, "model"):
+        factory = build(cfg.optimizer, "optimizer", _partial_=True)
+        optimizer = factory([{"params": [torch.zeros(1, requires_grad=True)], "name": "pg0"}])
+    else:
+        _, optimizer = build_model_and_optimizer(cfg)
     return group_hparams(optimizer, group_names(optimizer))
 
 

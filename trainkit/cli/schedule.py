@@ -63,10 +63,15 @@ def main(argv: Sequence[str] | None = None) -> Path:
     C.register()
     with initialize_config_dir(version_base="1.3", config_dir=str(C.CONF_DIR), job_name="schedule"):
         cfg = compose(config_name="config", overrides=overrides)
-    if OmegaConf.is_missing(cfg, "model"):
+    if OmegaConf.is_missing(cfg, "optimizer"):
         raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
+    if OmegaConf.is_missing(cfg, "data") and "iters_per_epoch" not in ours:
+        raise ValueError(f"the recipe {cfg.name!r} has data: ??? (a ported config?): give iters_per_epoch=N")
     t0 = time.perf_counter()
     groups = B.groups_from_config(cfg)
+    if OmegaConf.is_missing(cfg, "model"):
+        print(f"model: ??? in {cfg.name!r}: previewing the optimizer's base group (fill in the model to see "
+              "its real param groups)")
     if "iters_per_epoch" in ours and "num_processes" in ours:
         raise ValueError("give iters_per_epoch or num_processes, not both")
     world = _positive_int("num_processes", ours.get("num_processes", "1"))
