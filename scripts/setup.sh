@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet torch==2.13.0
-python3 -m pip install --quiet -c constraints.txt -e ".[dev,optuna,joblib]" "$@"
+python3 -m pip install --quiet -c constraints.txt -e ".[dev,optuna,joblib,openmmlab]" "$@"

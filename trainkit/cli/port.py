@@ -102,7 +102,7 @@ def render(result: Port, source: Path) -> str:
     lines += ["", body.rstrip()]
     for part, originals in result.originals.items():
         lines += ["", f"# ---- the original {part} part (for {part}: ???) ----"]
-        text = yaml.safe_dump(originals, sort_keys=False, default_flow_style=None, width=110)
+        text = yaml.safe_dump(originals, sort_keys=False, default_flow_style=False, width=110)
         lines += [f"# {t}" if t else "#" for t in text.rstrip().splitlines()]
     return "\n".join(lines) + "\n"
 
