@@ -329,6 +329,8 @@ OPTIMIZERS = {
     "sgd_nesterov": {"type": "SGD", "lr": 0.02, "momentum": 0.9, "weight_decay": 0.0001, "nesterov": True},
     "adamw": {"type": "AdamW", "lr": 0.004, "weight_decay": 0.05, "foreach": False},
     "adamw_foreach": {"type": "AdamW", "lr": 0.004, "weight_decay": 0.05, "foreach": True},
+    "adamw_fused": {"type": "AdamW", "lr": 0.004, "weight_decay": 0.05, "fused": True},
+    "sgd_fused": {"type": "SGD", "lr": 0.02, "momentum": 0.9, "weight_decay": 0.0001, "fused": True},
 }
 ALL_RULES = {"bias_lr_mult": 2.0, "bias_decay_mult": 0.5, "norm_decay_mult": 0.0, "dwconv_decay_mult": 0.1,
              "flat_decay_mult": 0.3, "custom_keys": {"head.fc": {"lr_mult": 10.0, "decay_mult": 2.0}}}
@@ -581,7 +583,8 @@ def test_warnings_for_keys_and_rules_that_decide_nothing(caplog):
     text = caplog.text
     assert "custom_keys['neck'] matches no parameter of the model" in text
     assert "custom_keys['norm'] decides no parameter: the 6 it matches are taken by longer keys ['backbone']" in text
-    assert "norm_decay_mult=0.0 applies to no parameter of this model (custom keys take precedence over it)" in text
+    assert "norm_decay_mult=0.0 applies to no parameter of this model (custom keys, which win over every rule, " \
+           "took the 10 it would apply to)" in text
     assert "dcn_offset_lr_mult: the model has no deformable conv" in text
 
 

@@ -209,7 +209,8 @@ class Decision:
     label: str                      # the group name stem: custom key, rule(s), base or frozen
     source: str                     # for the table: which key or rule set the values
     custom: CustomKey | None = None
-    rules_would_give: dict[str, Any] | None = None   # custom-matched: what the rules alone would set
+    rules_would_give: dict[str, Any] | None = None   # custom-matched: what the configured rules would set
+    rules_overridden: tuple[str, ...] = ()           # custom-matched: those rules' mult keys
 
 
 @dataclass
@@ -355,10 +356,11 @@ def walk(model: nn.Module, cfg: ParamwiseCfg, base_lr: float | None, base_wd: fl
             values = rules.custom(custom, name)
             try:   # what the configured rules would have set: reported, never applied
                 rule_values, lr_by, wd_by = rules.rules(name, attr, prefix, module, p, in_dcn)
-                would = {k: rule_values[k] for k, by in (("lr", lr_by), ("weight_decay", wd_by)) if by}
             except ValueError:
-                would = {}
-            return Decision(name, p, values, custom.key.strip(".") or "custom", custom.describe(), custom, would)
+                rule_values, lr_by, wd_by = {}, [], []
+            would = {k: rule_values[k] for k, by in (("lr", lr_by), ("weight_decay", wd_by)) if by}
+            return Decision(name, p, values, custom.key.strip(".") or "custom", custom.describe(), custom, would,
+                            (*lr_by, *wd_by))
         values, lr_by, wd_by = rules.rules(name, attr, prefix, module, p, in_dcn)
         for k in (*lr_by, *wd_by):
             out.rule_hits[k] = out.rule_hits.get(k, 0) + 1
@@ -509,8 +511,10 @@ class ParamwiseGroups:
                             len(matching), f"taken by longer keys {winners}" if winners else "frozen")
         for k in self.cfg.mults:
             if k != "dcn_offset_lr_mult" and not result.rule_hits.get(k):
+                taken = sum(k in d.rules_overridden for d in result.decisions)
                 log.warning("paramwise_cfg.%s=%s applies to no parameter of this model%s", k, self.cfg.mults[k],
-                            " (custom keys take precedence over it)" if self.cfg.custom_keys else "")
+                            f" (custom keys, which win over every rule, took the {taken} it would apply to)"
+                            if taken else "")
         if "dcn_offset_lr_mult" in self.cfg.mults and not result.dcn_modules:
             log.warning("paramwise_cfg.dcn_offset_lr_mult: the model has no deformable conv (mmcv.ops DeformConv2d/"
                         "ModulatedDeformConv2d, or a class in dcn_types), so it has no effect")

@@ -32,7 +32,8 @@ def reduce(entry, models):
 
 
 if __name__ == '__main__':
-    tables = json.load(open('tables.json'))
+    with open('tables.json') as f:
+        tables = json.load(f)
     models = {}
     cases = [reduce(e, models) for e in tables]
     doc = {'versions': VERSIONS, 'columns': COLUMNS, 'model_columns': MODEL_COLUMNS, 'models': models,
