@@ -22,7 +22,8 @@ one group of ``model.parameters()``, frozen ones included, in both.
 The references make one param group per parameter. Here the parameters that got their values from
 the same source (the same custom key, the same rules, or none) and have identical values share one
 group, named after that source: the custom key (``backbone``), the rule (``norm``, ``bias``,
-``dwconv``, ``flat``, ``dcn_offset``, or ``<wd rule>.<lr rule>`` such as ``dwconv.bias``), ``base``
+``dwconv``, ``flat``, ``dcn_offset``; ``bias_lr``/``bias_decay`` when both bias mults are given and
+only one applied; ``<wd rule>.<lr rule>`` such as ``dwconv.bias``), ``base``
 for parameters no rule touched and ``frozen`` (mmcv). A name already taken gets ``_2``, ``_3``, ...
 Each parameter's update is the same as in the one-group-per-parameter optimizer (docs/paramwise.md).
 """
