@@ -59,6 +59,8 @@ def forwarder(old: str, new: str, moved: dict[str, tuple[str, str]]):
     def __getattr__(name: str):
         if name.startswith("__"):
             raise AttributeError(name)
+        if f"{old}.{name}" in MOVED:   # a moved submodule of a moved package: its own alias warns
+            return importlib.import_module(f"{old}.{name}")
         module, attr = moved.get(name, (new, name))
         target = importlib.import_module(module)
         if not hasattr(target, attr):

@@ -29,10 +29,26 @@ def build_model_and_optimizer(cfg: DictConfig):
         raise ValueError(f"config key 'model' must build a torch.nn.Module, got {type(model).__name__}")
     opt_factory = build(cfg.optimizer, "optimizer", _partial_=True)
     constructor = build(cfg.param_groups, "param_groups")
+    brings_own = getattr(constructor, "builds_optimizer", False)   # e.g. trainkit.optim.OpenMMLabOptimizer
+    if brings_own and opt_factory is not None:
+        raise ValueError("config key 'optimizer' must be null: param_groups "
+                         f"({type(constructor).__name__}) builds the optimizer from its own node")
+    if opt_factory is None and not brings_own:
+        raise ValueError("config key 'optimizer' is null: give an optimizer node (_target_: torch.optim.SGD, lr: ...) "
+                         "or a param_groups constructor that builds its own (trainkit.optim.OpenMMLabOptimizer "
+                         "with optim_wrapper or optimizer)")
     try:
         return model, build_optimizer(model, opt_factory, constructor)
     except TypeError as e:
         raise ValueError(f"config key 'optimizer': {e}") from e
+    except ValueError as e:   # a constructor's check of the model (paramwise_cfg rules, layer ids, ...)
+        if constructor is None or str(e).startswith("config key"):
+            raise
+        raise ValueError(f"config key 'param_groups' (_target_ {_target(cfg.param_groups)}): {e}") from e
+
+
+def _target(node: Any) -> str:
+    return str(node.get("_target_", "?")) if hasattr(node, "get") else "?"
 
 
 def build_components(cfg: DictConfig) -> dict[str, Any]:
