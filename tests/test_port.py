@@ -149,7 +149,7 @@ def test_mmengine_keys_map_to_their_trainkit_counterparts(tmp_path):
     rec = r.recipe
     assert rec["optimizer"] == {"_target_": "torch.optim.AdamW", "lr": 0.001 * 512 / 1024, "weight_decay": 0.05,
                                 "betas": [0.9, 0.999]}
-    assert rec["param_groups"] == {"_target_": "trainkit.optim.Paramwise", "dialect": "mmengine",
+    assert rec["param_groups"] == {"_target_": "trainkit.optim.ParamwiseGroups", "dialect": "mmengine",
                                    "paramwise_cfg": {"norm_decay_mult": 0.0, "flat_decay_mult": 0.0}}
     assert rec["components"]["param_scheduler"] == {
         "_target_": "trainkit.schedules.param_scheduler",

@@ -172,6 +172,11 @@ def _optimizer(b: _Builder, key: str, node: dict[str, Any]) -> str | None:
 def _paramwise(b: _Builder, key: str, paramwise: dict[str, Any] | None, constructor: Any, dialect: str) -> str:
     """``param_groups`` from ``paramwise_cfg`` and ``constructor``; returns what it mapped to."""
     cname = type_name(constructor) if constructor else None
+    scope = str(b.cfg.get("default_scope") or "")
+    if cname in ("LearningRateDecayOptimizerConstructor", "LayerDecayOptimizerConstructor") \
+            and scope in ("mmseg", "mmpretrain", "mmcls", "mmselfsup"):
+        raise _Unsupported(f"{key}.constructor={cname!r} of {scope} (default_scope) assigns layers unlike mmdet's "
+                           "constructor, the one trainkit.optim.LayerDecayConstructor reproduces")
     if cname in ("LearningRateDecayOptimizerConstructor", "LayerDecayOptimizerConstructor"):
         b.set("param_groups", {"_target_": "trainkit.optim.LayerDecayConstructor",
                                "paramwise_cfg": _plain(paramwise or {})})
@@ -180,9 +185,9 @@ def _paramwise(b: _Builder, key: str, paramwise: dict[str, Any] | None, construc
         raise _Unsupported(f"{key}.constructor={cname!r} has no trainkit counterpart")
     if not paramwise:
         return ""
-    b.set("param_groups", {"_target_": "trainkit.optim.Paramwise", "dialect": dialect,
+    b.set("param_groups", {"_target_": "trainkit.optim.ParamwiseGroups", "dialect": dialect,
                            "paramwise_cfg": _plain(paramwise)})
-    return f"param_groups (trainkit.optim.Paramwise, {dialect}'s default constructor rules)"
+    return f"param_groups (trainkit.optim.ParamwiseGroups, {dialect}'s default constructor rules)"
 
 
 class _Unsupported(Exception):
