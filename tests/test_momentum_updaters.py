@@ -73,7 +73,7 @@ def test_cyclic_momentum_on_adamw_betas_reference():
     rows = moms({"_target_": M + "momentum_config", "policy": "cyclic", "target_ratio": [0.85 / 0.95, 1],
                  "cyclic_times": 1, "step_ratio_up": 0.4}, 10, 10, groups=groups)
     ref_at = {0: 0.95, 1: 0.9498458666866564, 20: 0.8999999999999999, 39: 0.8501541333133436, 40: 0.85,
-           41: 0.8500685232622713, 70: 0.8999999999999999, 99: 0.9499314767377286}
+              41: 0.8500685232622713, 70: 0.8999999999999999, 99: 0.9499314767377286}
     for it, v in ref_at.items():
         assert rows[it]["momentum/g0"] == v
     assert rows == ref("cyclic_momentum_mmdet3d_adamw", ("g0",))
@@ -83,7 +83,7 @@ def test_one_cycle_momentum_reference_ignores_the_groups_momentum():
     """REF table D: defaults (0.85, 0.95, pct .3, cos), 100 iterations."""
     rows = moms({"_target_": M + "OneCycleMomentumUpdater"}, 10, 10)
     ref_at = {0: 0.95, 1: 0.9497068978577179, 14: 0.9027069454292709, 29: 0.85, 30: 0.8500503466729342,
-           50: 0.8706107373853763, 99: 0.95}
+              50: 0.8706107373853763, 99: 0.95}
     for it, v in ref_at.items():
         assert rows[it]["momentum/g0"] == rows[it]["momentum/g1"] == v
     assert rows == ref("one_cycle_momentum_defaults")
