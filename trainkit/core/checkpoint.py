@@ -170,8 +170,6 @@ def check_load_from(load_from: Any, prefix: Any, strict: Any) -> dict[str, str] 
     if not isinstance(prefix, Mapping) or not all(isinstance(x, str) for kv in prefix.items() for x in kv):
         raise ValueError(f"trainer.load_from_prefix must map module names to module names, e.g. "
                          f"{{backbone: backbone}} or {{.: backbone}}, got {prefix!r}")
-    if load_from is None and prefix:
-        raise ValueError(f"trainer.load_from_prefix={dict(prefix)} needs trainer.load_from (the file)")
     return dict(prefix)
 
 
@@ -185,7 +183,9 @@ def find_load_from(spec: str | os.PathLike) -> Path:
         pattern = text[len(base):] if Path(text).is_absolute() else text
         matches = [p for p in Path(base).glob(pattern) if p.is_file()]
         if not matches:
-            raise FileNotFoundError(f"trainer.load_from={text!r}: no file matches (relative to {Path.cwd()})")
+            raise FileNotFoundError(f"trainer.load_from={text!r}: no file matches (relative to {Path.cwd()}); "
+                                    "run what writes it first (the recipe's comment says which), or set "
+                                    "trainer.load_from=null to start from the model's own initialisation")
         return max(matches, key=lambda p: p.stat().st_mtime)
     path = Path(text)
     if path.is_dir():

@@ -135,6 +135,9 @@ class Runner:
             rule=value_of(ck.rule), top_k=ck.top_k)
         self.load_from_prefix = ckpt_io.check_load_from(cfg.load_from, cfg.load_from_prefix, cfg.load_from_strict)
         self.load_from, self.load_from_strict = cfg.load_from, cfg.load_from_strict
+        # resolved now (a missing file fails before anything starts) unless a resume may make it moot
+        self._load_from_path = ckpt_io.find_load_from(cfg.load_from) \
+            if cfg.load_from and not cfg.resume and not dry_run else None
         self.load_report: ckpt_io.LoadReport | None = None
 
         # Model and optimizer. Schedules/components are never prepared.
@@ -405,7 +408,7 @@ class Runner:
         schedules and counters start anew). Every process reads the file, so all start alike."""
         if not self.load_from or self.dry_run:
             return
-        path = ckpt_io.find_load_from(self.load_from)
+        path = self._load_from_path or ckpt_io.find_load_from(self.load_from)
         self.load_report = ckpt_io.load_weights(self.unwrapped_model, path, self.load_from_prefix,
                                                 strict=self.load_from_strict)
         if self.is_main:
