@@ -246,11 +246,11 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, Any], str]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:   # noqa: BLE001 (any failure: say whether it is the safety check or the file)
-        unsafe = _unsafe_globals(path)
-        if unsafe or "Weights only load failed" in str(e):
-            raise UnsafeCheckpointError(_unsafe_message(path, unsafe, e)) from None
+        unsafe = _unsafe_globals(path) or list(dict.fromkeys(re.findall(r"GLOBAL ([\w.]+)", str(e))))
+        if unsafe:
+            raise UnsafeCheckpointError(_unsafe_message(path, unsafe)) from None
         raise ValueError(f"trainer.load_from={str(path)!r}: not a readable torch file "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+                         f"({type(e).__name__}: {_torch_detail(e)}); nothing was loaded") from None
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
         c = obj.get("counters", {})
         return dict(obj["model"]), f"trainkit checkpoint at epoch {c.get('epoch')}, iter {c.get('iter')}"
@@ -315,9 +315,19 @@ def _unsafe_globals(path: Path) -> list[str]:
         return []
 
 
-def _unsafe_message(path: Path, unsafe: list[str], error: Exception) -> str:
-    found = ", ".join(unsafe[:6]) + (f", ... (+{len(unsafe) - 6} more)" if len(unsafe) > 6 else "") if unsafe \
-        else next((line.strip() for line in str(error).splitlines() if "WeightsUnpickler" in line), "")
+def _torch_detail(error: Exception) -> str:
+    """The line of a ``torch.load`` error that says what went wrong (after torch's preamble)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.endswith("WeightsUnpickler error:") and i + 1 < len(lines):
+            return lines[i + 1]
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].strip()
+    return lines[0] if lines else ""
+
+
+def _unsafe_message(path: Path, unsafe: list[str]) -> str:
+    found = ", ".join(unsafe[:6]) + (f", ... (+{len(unsafe) - 6} more)" if len(unsafe) > 6 else "")
     return (f"trainer.load_from={str(path)!r}: the file holds Python objects besides tensors and plain containers "
             f"({found}); loading it would run code from the file, so trainkit reads weights with "
             "torch.load(weights_only=True) only and has loaded nothing. If you trust the file, save its weights "
