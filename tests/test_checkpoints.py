@@ -576,3 +576,54 @@ def test_a_killed_run_never_leaves_more_than_max_keep_last_and_best(tmp_path):
     assert checkpoint_files(run) == ["best.pt", "epoch_6.pt", "iter_28.pt", "last.pt"]
     best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
     assert best["best"] == {"metric": "val/acc", "value": 0.7, "rule": "greater", "epoch": 6, "iter": 30}
+
+
+# ------------------------------------------------------------------ the recipes
+TINY = ["model.backbone.channels=[4,8,8,8]", "model.head.in_features=8", "trainer.max_epochs=1",
+        "trainer.progress=false", "logger=none"]
+
+
+@pytest.mark.slow
+def test_convnext_layer_decay_fine_tunes_from_a_convnext_pretrain_run(make_cfg, tmp_path, monkeypatch, caplog):
+    """The two recipes as the README runs them, tiny: the pre-training's last.pt is found by the
+    recipe's glob (relative to the working directory), its backbone is loaded, its 5-class head is not."""
+    from trainkit.build import build_runner
+    from trainkit.cli.train import run_config
+
+    monkeypatch.chdir(tmp_path)
+    run_config(make_cfg("+recipe=convnext_pretrain", *TINY), tmp_path / "outputs/convnext_pretrain/t1")
+    pre = torch.load(tmp_path / "outputs/convnext_pretrain/t1/checkpoints/last.pt", weights_only=True)["model"]
+    assert pre["head.weight"].shape == (5, 8)
+    with caplog.at_level(logging.INFO, logger="trainkit"):
+        cfg = make_cfg("+recipe=convnext_layer_decay", *TINY, "+components.snap={_target_:helpers.Snapshot}")
+        runner = build_runner(cfg, tmp_path / "outputs/convnext_layer_decay/t2")
+        runner.run()
+    start = runner.components["snap"].state
+    backbone = [k for k in pre if k.startswith("backbone.")]
+    assert all(torch.equal(start[k], pre[k]) for k in backbone) and start["head.weight"].shape == (10, 8)
+    report = runner.load_report
+    assert report.path.endswith("outputs/convnext_pretrain/t1/checkpoints/last.pt")
+    assert report.loaded == backbone and report.missing == report.skipped == ["head.weight", "head.bias"]
+    assert f"loaded {len(backbone)} of {len(backbone) + 2} model entries" in caplog.text
+    assert (tmp_path / "outputs/convnext_layer_decay/t2/checkpoints/best.pt").is_file()
+
+
+def test_missing_pretraining_fails_before_the_run_and_says_what_to_do(make_cfg, tmp_path, monkeypatch):
+    from trainkit.build import build_runner
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"convnext_pretrain/\*/checkpoints/last.pt'.*trainer.load_from=null"):
+        build_runner(make_cfg("+recipe=convnext_layer_decay", *TINY), tmp_path / "run")
+
+
+def test_digits_classes_subset():
+    from trainkit.tasks.digits import digits_data, load_digits_arrays
+
+    _, ty, _, vy = load_digits_arrays()
+    sub = digits_data(classes=[0, 1, 2, 3, 4])
+    assert len(sub.train) == int((ty < 5).sum()) and len(sub.val) == int((vy < 5).sum())
+    assert set(sub.train.tensors[1].tolist()) == {0, 1, 2, 3, 4}
+    with pytest.raises(ValueError, match=r"data.classes must be 0..n-1 \(labels are not renumbered\), got \[5, 6\]"):
+        digits_data(classes=[5, 6])
+    with pytest.raises(ValueError, match=r"data.classes must be distinct digits 0..9, got \[\]"):
+        digits_data(classes=[])

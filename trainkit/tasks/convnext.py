@@ -115,34 +115,3 @@ class ConvNeXtClassifier(nn.Module):
         acc = (logits.argmax(1) == y).float().mean()
         return {"loss": loss, "acc": acc.detach()}
 
-
-class RotationPretext(nn.Module):
-    """Self-supervised pre-training by rotation prediction (Gidaris et al., 2018): each image is
-    turned by ``k · 90°``, ``k`` drawn uniformly from 0..3 per image (torch's global RNG; in eval
-    mode every image in all four), and ``head`` predicts ``k`` from the ``backbone``'s last
-    output. Labels are never read.
-
-    ``forward((x, _))`` → ``{"loss": cross-entropy over the 4 rotations, "acc": rotation accuracy}``.
-    The parameters are named as :class:`ConvNeXtClassifier`'s (``backbone.*``, ``head.*``), so a
-    classifier fine-tunes from this model's checkpoint with ``trainer.load_from_prefix={backbone: backbone}``.
-    """
-
-    def __init__(self, backbone: nn.Module, head: nn.Module, input_size: int | None = None):
-        super().__init__()
-        self.backbone, self.head, self.input_size = backbone, head, input_size
-
-    def forward(self, batch):
-        x = batch[0]
-        if self.input_size is not None:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        if self.training:
-            k = torch.randint(0, 4, (x.shape[0],), device=x.device)
-            turned = torch.empty_like(x)
-            for quarter in range(4):
-                sel = k == quarter
-                turned[sel] = torch.rot90(x[sel], quarter, dims=(2, 3))
-        else:   # validation: every image in all four rotations (deterministic, no RNG drawn)
-            k = torch.arange(4, device=x.device).repeat_interleave(x.shape[0])
-            turned = torch.cat([torch.rot90(x, quarter, dims=(2, 3)) for quarter in range(4)])
-        logits = self.head(self.backbone(turned)[-1])
-        return {"loss": F.cross_entropy(logits, k), "acc": (logits.argmax(1) == k).float().mean().detach()}
