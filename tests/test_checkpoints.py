@@ -210,6 +210,30 @@ def test_best_tracking_resumes_exactly(tmp_path):
     assert tensors_equal(a["model"], b["model"])
 
 
+def test_a_crash_between_best_pt_and_last_pt_keeps_best_pt_right(tmp_path, monkeypatch):
+    """best.pt is written before last.pt: a crash while writing it resumes from the epoch before,
+    whose rerun ranks the same validation again. (Written after last.pt, best.pt would stay epoch
+    2's while last.pt's table says epoch 3 is the best, and nothing would rewrite it.)"""
+    values = [0.5, 0.6, 0.9, 0.7, 0.8]
+    make_runner(tmp_path / "full", ByEpoch(values), checkpoint={"save_best": "val/acc"}).run()
+    save = ckpt_io.save_atomic
+
+    def crash_writing_best_of_epoch_3(obj, path):
+        if Path(path).name == "best.pt" and obj["counters"]["epoch"] == 3:
+            raise KeyboardInterrupt
+        return save(obj, path)
+
+    monkeypatch.setattr(ckpt_io, "save_atomic", crash_writing_best_of_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        make_runner(tmp_path / "cut", ByEpoch(values), checkpoint={"save_best": "val/acc"}).run()
+    monkeypatch.setattr(ckpt_io, "save_atomic", save)
+    assert torch.load(tmp_path / "cut/checkpoints/last.pt", weights_only=True)["counters"]["epoch"] == 2
+    make_runner(tmp_path / "cut", ByEpoch(values), resume="auto", checkpoint={"save_best": "val/acc"}).run()
+    a, b = (torch.load(tmp_path / d / "checkpoints/best.pt", weights_only=True) for d in ("full", "cut"))
+    assert a["best"] == b["best"] == {"metric": "val/acc", "value": 0.9, "rule": "greater", "epoch": 3, "iter": 15}
+    assert tensors_equal(a["model"], b["model"])
+
+
 def test_save_best_naming_no_metric_fails_at_the_first_validation(tmp_path):
     with pytest.raises(ValueError, match=r"trainer.checkpoint.save_best='val/psnr' is not among .*'val/acc'"):
         make_runner(tmp_path, Scripted([0.5] * 5), checkpoint={"save_best": "val/psnr", "rule": "greater"}).run()
@@ -525,7 +549,7 @@ def _child(work_dir, kill_at, after, resume):
         return op
 
     os.replace, os.unlink = wrap(os.replace), wrap(os.unlink)
-    make_runner(work_dir, ByEpoch([0.3, 0.5, 0.4, 0.6, 0.2, 0.7]), max_epochs=6, checkpoint_interval_iters=2,
+    make_runner(work_dir, ByEpoch([0.3, 0.5, 0.8, 0.6, 0.2, 0.7]), max_epochs=6, checkpoint_interval_iters=2,
                 resume="auto" if resume else None, checkpoint={"max_keep": MAX_KEEP, "save_best": "val/acc"}).run()
 
 
@@ -559,7 +583,10 @@ def test_a_killed_run_never_leaves_more_than_max_keep_last_and_best(tmp_path):
     """6 epochs of 5 iterations, an iteration checkpoint every 2: each run is killed at a seeded random
     file operation of its checkpoint writes (before or after it), then resumed, until it finishes.
     After every kill: at most MAX_KEEP periodic files, last.pt and best.pt. At the end: exactly the
-    newest two periodic checkpoints (epoch_6 holds iteration 30, iter_28), last.pt and best.pt of epoch 6."""
+    newest two periodic checkpoints (epoch_6 holds iteration 30, iter_28), last.pt, and best.pt of
+    epoch 3, equal to an uninterrupted run's."""
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)   # imports torch._dynamo once, before forking
+    assert _fork(tmp_path / "full", 0, False, False) == 0
     rng = random.Random(16)
     run = tmp_path / "run"
     kills, finished = 0, False
@@ -574,8 +601,10 @@ def test_a_killed_run_never_leaves_more_than_max_keep_last_and_best(tmp_path):
         assert len(periodic) <= MAX_KEEP and set(files) - set(periodic) <= {"last.pt", "best.pt"}, files
     assert finished and kills >= 3
     assert checkpoint_files(run) == ["best.pt", "epoch_6.pt", "iter_28.pt", "last.pt"]
-    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
-    assert best["best"] == {"metric": "val/acc", "value": 0.7, "rule": "greater", "epoch": 6, "iter": 30}
+    best, full = (torch.load(d / "checkpoints" / "best.pt", weights_only=True) for d in (run, tmp_path / "full"))
+    assert best["best"] == full["best"] == {"metric": "val/acc", "value": 0.8, "rule": "greater", "epoch": 3,
+                                            "iter": 15}
+    assert tensors_equal(best["model"], full["model"])
 
 
 # ------------------------------------------------------------------ the recipes

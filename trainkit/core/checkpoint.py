@@ -426,13 +426,13 @@ class CheckpointManager:
         """Write ``state`` as each of ``names`` (``last``, ``epoch_<N>``, ``iter_<K>``) and as the
         best checkpoint if :meth:`consider` just ranked it; returns the files written."""
         written = []
+        if self._new is not None:   # before last.pt: a kill in between resumes before this validation,
+            written += self._write_best(state, self._new)   # which then ranks (and writes) it again
+            self._new = None
         for name in names:
             if PERIODIC.match(f"{name}.pt") and not self._make_room(f"{name}.pt"):
                 continue
             written.append(save_atomic(state, self.dir / f"{name}.pt"))
-        if self._new is not None:
-            written += self._write_best(state, self._new)
-            self._new = None
         return written
 
     def _make_room(self, name: str) -> bool:
