@@ -114,4 +114,3 @@ class ConvNeXtClassifier(nn.Module):
         loss = F.cross_entropy(logits, y)
         acc = (logits.argmax(1) == y).float().mean()
         return {"loss": loss, "acc": acc.detach()}
-
