@@ -69,8 +69,10 @@ def test_lr_follows_every_batch_and_steps_close_windows_epochs_and_the_run(tmp_p
 
 def test_iteration_checkpoint_waits_for_the_window_and_resume_is_exact(tmp_path):
     """checkpoint_interval_iters=3, grad_accum=2, 5 batches per epoch, 15 iterations: due after
-    3, 6, 9, 12 iterations; taken when the window closes: after 4, 7, 9, 12."""
-    full = runner(tmp_path / "full", max_epochs=3, grad_accum=2, checkpoint_interval_iters=3)
+    3, 6, 9, 12 iterations; taken when the window closes: after 4, 7, 9, 12 (all 7 periodic files
+    kept: by default only the newest iter_*.pt is)."""
+    full = runner(tmp_path / "full", max_epochs=3, grad_accum=2, checkpoint_interval_iters=3,
+                  checkpoint={"max_keep": 7})
     full.run()
     names = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("*.pt"))
     assert names == sorted(["last.pt", "epoch_1.pt", "epoch_2.pt", "epoch_3.pt",

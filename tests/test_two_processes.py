@@ -36,7 +36,7 @@ BASE_LR, BETA1 = 0.002, 0.9
 SCHEDULES = [
     "+recipe=byol", "model.width=8", "model.hidden=32", "model.dim=16", f"trainer.max_epochs={EPOCHS}",
     "trainer.grad_accum=2", "components.ema.update_interval=2", "trainer.val_interval=2",
-    "trainer.log_interval=1", "trainer.checkpoint_interval_iters=5",
+    "trainer.log_interval=1", "trainer.checkpoint_interval_iters=5", "trainer.checkpoint.max_keep=6",   # keep all
     "+components.lr={_target_:trainkit.schedules.CosineAnnealingLrUpdater,by_epoch:false,"
     "min_lr_ratio:0.01,warmup:linear,warmup_iters:5,warmup_ratio:0.1}",
     "+components.momentum={_target_:trainkit.schedules.CosineAnnealingMomentumUpdater,"
