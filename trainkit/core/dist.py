@@ -71,14 +71,16 @@ def check_elastic_store() -> None:
     workers and keeps it over restarts, so a restarted group reads the addresses of the first
     attempt's processes and cannot connect (pytorch/pytorch#135712). On one node trainkit keeps
     each attempt's keys apart (:func:`_restarted_group`); on several nodes the agents count
-    restarts differently, so the agents must not share their store."""
+    restarts differently, so the agents must not share their store (the c10d rendezvous with
+    ``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``; the static rendezvous always shares it)."""
     if os.environ.get(AGENT_STORE) == "True" and int(os.environ.get("GROUP_WORLD_SIZE", "1")) > 1 \
             and int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0:
         raise RuntimeError(
             "torchrun --max-restarts on several nodes: a restarted worker group would read the first attempt's "
             "addresses from the store torch's elastic agent shares with its workers (pytorch/pytorch#135712). "
-            "Start torchrun with TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in its environment on every node "
-            "(or without --max-restarts); see docs/scaling.md.")
+            "Use the c10d rendezvous (torchrun --rdzv_backend c10d; accelerate: rdzv_backend: c10d) with "
+            "TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 in the environment of every node's torchrun, or no "
+            "--max-restarts; see docs/scaling.md.")
 
 
 def _restarted_group(timeout: float) -> None:
