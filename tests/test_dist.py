@@ -130,9 +130,12 @@ class _TwoRanks:
 
 @pytest.mark.parametrize("error, lost", [
     (RuntimeError("Application timeout caused pair closure"), True),
-    (RuntimeError("[gloo/transport/tcp/unbound_buffer.cc:81] Timed out waiting 5000ms for recv operation"), True),
-    (RuntimeError("[gloo/transport/tcp/pair.cc:553] Connection closed by peer [10.77.0.2]:4242"), True),
+    (RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:129] "
+                  "Timed out waiting 5000ms for send operation to complete"), True),
+    (RuntimeError("[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] "
+                  "Connection closed by peer [10.77.0.2]:4242"), True),
     (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x2 and 3x1)"), False),
+    (RuntimeError("DataLoader timed out after 5 seconds"), False),
     (ValueError("Connection closed"), False),
     (torch.distributed.DistBackendError("NCCL error"), True),
 ])

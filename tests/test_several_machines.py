@@ -136,14 +136,10 @@ def finished(segment: Path):
     return run
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run: 2 processes on one machine, W&B offline."""
-    tmp = tmp_path_factory.mktemp("one_machine")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *TRAIN, *RUN,
-           f"hydra.run.dir={tmp / 'ref'}"]
-    ok(run_together([(cmd, isolated_env(tmp, ROOT), ROOT)]))
-    return tmp / "ref"
+@pytest.fixture
+def reference(byol_two_processes):
+    """The uninterrupted run: 2 processes on one machine, W&B offline (tests/conftest.py)."""
+    return byol_two_processes[1]
 
 
 # ----------------------------------------------------------------- two nodes on loopback
@@ -221,7 +217,7 @@ def test_without_an_agent_a_lost_rank_fails_the_other_in_bounded_time(tmp_path, 
         assert "CollectiveError: rank 0 of 2: a collective at epoch 0, iter 3 failed" in out0
         assert "trainer.dist_timeout=5 s; rank 1 did not report it: it hangs" in out0
         if fault == "hangs":
-            assert "Timed out waiting 5000ms" in out0 and procs[1].poll() is None   # still asleep
+            assert procs[1].poll() is None      # still asleep: rank 0 did not wait for it
         else:
             procs[1].wait(timeout=10)
             assert procs[1].returncode == -signal.SIGKILL

@@ -1,16 +1,17 @@
 """Several processes and machines: what the ranks agree on, and how a run fails when one is lost.
 
-* **One decision, made by rank 0.** The run directory, the checkpoint to resume from and
-  whether this start is an elastic restart are decided once, on rank 0, and broadcast
-  (:func:`from_rank0`), so ranks on hosts that see different files cannot diverge.
+* **One decision, made by rank 0.** The run directory and the checkpoint to resume from are
+  decided once, on rank 0, and broadcast (:func:`from_rank0`), so ranks on hosts that see
+  different files cannot diverge.
 * **Checkpoints without a shared file system.** :func:`load_checkpoint` reads the checkpoint
   rank 0 chose on every rank that has the same file (same size and modification time);
   if any rank lacks it, rank 0 reads it and sends it to every rank.
 * **Elastic restarts.** Under ``torchrun --max-restarts N`` a restarted group sees
   ``TORCHELASTIC_RESTART_COUNT > 0`` (on the ranks of the node that failed, at least); an unset
-  ``trainer.resume`` then resumes from the run directory's own ``checkpoints/last.pt``, and
-  :func:`launch_time` (the ``${launch_time:...}`` resolver of the default run directory) is
-  the start time of the elastic agent, so a restarted rank 0 stamps the same directory.
+  ``trainer.resume`` then means ``auto`` (:func:`default_resume`), and :func:`launch_time`
+  (the ``${launch_time:...}`` resolver of the default run directory) is the start time of the
+  elastic agent, so a restarted rank 0 stamps, and resumes from, the same directory. A restart
+  on one node starts its process group under a store prefix of its own (:func:`process_state`).
 * **Bounded failure.** Every collective waits at most ``trainer.dist_timeout`` seconds
   (the process group's timeout, which gloo applies to each collective and NCCL's watchdog
   enforces); :func:`explain_collective_failure` turns gloo's error into one naming the ranks
@@ -34,7 +35,7 @@ log = logging.getLogger("trainkit")
 RESTART_COUNT = "TORCHELASTIC_RESTART_COUNT"
 RUN_ID = "TORCHELASTIC_RUN_ID"
 AGENT_STORE = "TORCHELASTIC_USE_AGENT_STORE"
-ROLL_CALL = "trainkit/failed/"
+ROLL_CALL = "trainkit/failed/"   # + rank: "this rank saw the collective fail"
 
 
 # ------------------------------------------------------------------ the process group
@@ -86,8 +87,8 @@ def check_elastic_store() -> None:
 def _restarted_group(timeout: float) -> None:
     """Start the default process group of an elastic restart on ONE node itself, on the agent's
     store under the prefix ``trainkit/attempt_<TORCHELASTIC_RESTART_COUNT>/`` (the count is the
-    same for every worker of one agent), so the new group never reads the keys of an earlier
-    attempt's (what ``env://`` would do on that shared store)."""
+    same for every worker of one agent), so the new group never reads an earlier attempt's keys
+    (``env://`` would, on that shared store)."""
     import torch
     import torch.distributed as dist
 
@@ -283,32 +284,32 @@ class CollectiveError(RuntimeError):
         self.ranks_missing = ranks_missing
 
 
-_GLOO_FAILURES = ("timeout", "timed out", "pair closure", "connection closed", "connection reset",
-                  "broken pipe", "connection refused", "socket", "gloo")
-
-
 def is_collective_failure(e: BaseException, acc: Any = None) -> bool:
     """Is ``e`` the error of a collective that could not complete (a peer lost or too slow)?
-    torch's ``DistError`` family, or gloo's ``RuntimeError`` (e.g. *Application timeout caused
-    pair closure* after the timeout, *Connection closed by peer* when a peer died)."""
+    torch's ``DistError`` family, or gloo's ``RuntimeError``: its messages name gloo's source
+    (``.../gloo/transport/tcp/pair.cc:553] Connection closed by peer``, ``... Timed out waiting
+    5000ms``), except *Application timeout caused pair closure* (DDP's broadcast after the timeout)."""
     import torch.distributed as dist
 
     if _group(acc)[1] == 1:
         return False
     if isinstance(e, getattr(dist, "DistError", ())):
         return True
-    return type(e) is RuntimeError and any(s in str(e).lower() for s in _GLOO_FAILURES)
+    text = str(e)
+    return type(e) is RuntimeError and ("/gloo/" in text or "caused pair closure" in text)
 
 
 def roll_call(acc: Any, timeout: float, grace: float = 5.0) -> list[int] | None:
     """Report this rank's failed collective in the process group's store and wait up to
     ``min(grace, timeout)`` s for the other ranks' reports; returns the ranks that did not
     report (sorted), or None when the store cannot be reached (it lives in the elastic agent
-    of node 0, or in rank 0's process without one)."""
+    of node 0, or in rank 0's process without one). The store holds this attempt's keys only:
+    a first attempt's is new, a restart on one node has its own prefix (:func:`_restarted_group`),
+    a restart on several nodes its own store (``TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1``)."""
     import torch.distributed as dist
 
     rank, world = _group(acc)
-    prefix = f"{ROLL_CALL}{restart_count()}/"
+    prefix = ROLL_CALL
     try:
         store = dist.distributed_c10d._get_default_store()
         store.set_timeout(datetime.timedelta(seconds=max(1.0, min(grace, timeout))))
