@@ -16,22 +16,23 @@ from trainkit.core.runner import Runner
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def tiny_runner(**options):
+def tiny_runner(work_dir, **options):
     model = torch.nn.Linear(2, 1)
     data = torch.utils.data.TensorDataset(torch.zeros(4, 2))
-    return Runner(model, torch.optim.SGD(model.parameters(), lr=0.1), data, max_epochs=1, progress=False, **options)
+    return Runner(model, torch.optim.SGD(model.parameters(), lr=0.1), data, max_epochs=1, progress=False,
+                  work_dir=work_dir, **options)
 
 
 @pytest.mark.parametrize("value", [0, -1, 0.0, float("nan"), float("inf"), True, "300"])
-def test_dist_timeout_must_be_a_positive_number_of_seconds(value):
+def test_dist_timeout_must_be_a_positive_number_of_seconds(tmp_path, value):
     with pytest.raises(ValueError, match=r"trainer.dist_timeout must be a number of seconds > 0, got "):
-        tiny_runner(dist_timeout=value)
+        tiny_runner(tmp_path, dist_timeout=value)
 
 
-def test_dist_timeout_is_the_process_group_timeout_given_to_accelerate():
+def test_dist_timeout_is_the_process_group_timeout_given_to_accelerate(tmp_path):
     assert dist.init_kwargs(7.5).to_kwargs() == {"timeout": datetime.timedelta(seconds=7.5)}
-    assert tiny_runner(dist_timeout=45).dist_timeout == 45.0
-    assert tiny_runner().dist_timeout == 300.0          # TrainerConfig's default: five minutes
+    assert tiny_runner(tmp_path, dist_timeout=45).dist_timeout == 45.0
+    assert tiny_runner(tmp_path).dist_timeout == 300.0          # TrainerConfig's default: five minutes
 
 
 def test_dist_timeout_from_the_command_line_refuses_a_string(make_cfg):

@@ -99,6 +99,8 @@ class Runner:
 
         self.dist_timeout = dist.timeout_seconds(cfg.dist_timeout)
         if accelerator is None:
+            if not dry_run:   # the process group, with the timeout (and a restart's own store prefix)
+                dist.process_state(self.dist_timeout)
             ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.find_unused_parameters else []
             accelerator = _SingleProcess() if dry_run else Accelerator(
                 mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(),
