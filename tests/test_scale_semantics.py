@@ -116,7 +116,8 @@ def test_preview_num_processes_errors(tmp_path, args, match):
         schedule_main(["+recipe=digits_cosine_warmup", f"out={tmp_path}", *args])
 
 
-@pytest.mark.parametrize("name, processes, machines", [("local_2proc", 2, 1), ("multinode_2x8gpu", 16, 2)])
+@pytest.mark.parametrize("name, processes, machines", [("local_2proc", 2, 1), ("multinode_2x8gpu", 16, 2),
+                                                      ("multinode_2x1", 2, 2)])
 def test_shipped_accelerate_configs_load(name, processes, machines):
     """accelerate's own loader accepts them (an unknown or misspelt key is a TypeError), and
     they select the launcher that starts several processes (MULTI_CPU would start one)."""

@@ -74,6 +74,7 @@ class TrainerConfig:
     print_events: bool = False              # print which handlers fire at each event
     num_threads: Optional[int] = None       # torch intra-op threads (null: torch's default)
     find_unused_parameters: bool = False    # DDP: parameters that get no gradient in some steps
+    dist_timeout: float = 300.0             # seconds a collective waits for every rank (several processes)
 
 
 TRAINER_OPTIONS = tuple(f.name for f in fields(TrainerConfig))

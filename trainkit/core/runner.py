@@ -28,6 +28,7 @@ from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set
 from torch.utils.data import Dataset
 
 from . import checkpoint as ckpt_io
+from . import dist
 from .checks import check_choice, every_n, validation_due
 from .config import NonFinite, TrainerConfig, trainer_config, value_of
 from .data import make_loader, to_device
@@ -97,10 +98,14 @@ class Runner:
             raise ValueError(f"trainer.clip_grad must be > 0 or null, got {cfg.clip_grad}")
         batch_size, drop_last, num_workers = cfg.batch_size, cfg.drop_last, cfg.num_workers
 
+        self.dist_timeout = dist.timeout_seconds(cfg.dist_timeout)
         if accelerator is None:
+            if not dry_run:   # the process group, with the timeout (and a restart's own store prefix)
+                dist.process_state(self.dist_timeout)
             ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.find_unused_parameters else []
             accelerator = _SingleProcess() if dry_run else Accelerator(
-                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
+                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(),
+                kwargs_handlers=[*ddp, dist.init_kwargs(self.dist_timeout)])
         self.accelerator = accelerator
         acc = self.accelerator
         self.is_main = acc.is_main_process
@@ -181,7 +186,9 @@ class Runner:
 
     def run(self) -> dict[str, float]:
         """Train to ``max_iters``; returns the last validation metrics."""
-        resume_path = ckpt_io.find_resume(self.resume, self.work_dir)
+        acc = self.accelerator   # rank 0 finds the checkpoint (hosts may see different files)
+        resume = self.resume if self.dry_run else dist.default_resume(self.resume, acc)
+        resume_path = dist.from_rank0(acc, ckpt_io.find_resume, resume, self.work_dir)
         state = self._load(resume_path) if resume_path else None
         if state is None:
             set_seed(self.seed)
@@ -206,6 +213,11 @@ class Runner:
                     self._validate()
                 self._save("last")
             self._raise_if_nonfinite()
+        except Exception as e:   # a collective that could not complete: name the rank that was lost
+            if dist.is_collective_failure(e, acc):
+                where = f"epoch {self.epoch}, iter {self.iter}"
+                raise dist.explain_collective_failure(acc, e, self.dist_timeout, where) from e
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -386,7 +398,7 @@ class Runner:
         self.accelerator.wait_for_everyone()
 
     def _load(self, path: Path) -> dict[str, Any]:
-        state = ckpt_io.load(path)
+        state = dist.load_checkpoint(self.accelerator, path, ckpt_io.load)   # sent by rank 0 where not shared
         self.unwrapped_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
