@@ -22,3 +22,18 @@ def make_cfg():
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def byol_two_processes(tmp_path_factory):
+    """The uninterrupted byol run of tests/test_two_processes.py (its schedules, traced on each rank)
+    on 2 processes (``torchrun --standalone``), W&B offline; shared by that module and
+    tests/test_several_machines.py. Its Hydra run dir names the rank (``..._r${oc.env:RANK}``), as if
+    the ranks had read ``${now:}`` in different seconds: rank 1 must end up writing into rank 0's.
+    Returns ``(tmp, run_dir)``."""
+    from test_two_processes import PLATEAU, SCHEDULES, torchrun, trace
+
+    tmp = tmp_path_factory.mktemp("two_proc")
+    proc = torchrun(tmp, *SCHEDULES, PLATEAU, trace(), "hydra.run.dir=" + str(tmp / "full_r${oc.env:RANK}"))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return tmp, tmp / "full_r0"

@@ -36,3 +36,13 @@ def isolated_env(tmp, root):
                WANDB_CACHE_DIR=str(home / "cache"), WANDB_DATA_DIR=str(home / "data"),
                XDG_CACHE_HOME=str(home / "xdg"))
     return env
+
+
+class Snapshot:
+    """Keeps a copy of the model's state_dict as the run starts (``before_run``): ``state``."""
+
+    def __init__(self):
+        self.state = None
+
+    def before_run(self, runner):
+        self.state = {k: v.detach().clone() for k, v in runner.unwrapped_model.state_dict().items()}

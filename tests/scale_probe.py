@@ -112,3 +112,32 @@ class NanLossOnRank:
             return out
 
         model.forward = poisoned
+
+
+class HangOnRank:
+    """Makes one rank stop responding before iteration ``at`` (it sleeps ``seconds``), as a
+    deadlocked or stalled process would; the other ranks wait for it in their next collective.
+    It writes the time it stops to ``<work_dir>/fault_time``."""
+
+    def __init__(self, rank=1, at=3, seconds=600.0):
+        self.rank, self.at, self.seconds = rank, at, seconds
+
+    def before_iter(self, runner):
+        if runner.iter == self.at and runner.accelerator.process_index == self.rank:
+            Path(runner.work_dir, "fault_time").write_text(repr(time.time()))
+            time.sleep(self.seconds)
+
+
+class KillOnRank:
+    """``kill -9`` of one rank's own process before iteration ``at``, in the first attempt only
+    (``TORCHELASTIC_RESTART_COUNT`` unset or 0), so a restarted group runs through. It writes the
+    time of the kill to ``<work_dir>/fault_time``."""
+
+    def __init__(self, rank=0, at=3):
+        self.rank, self.at = rank, at
+
+    def before_iter(self, runner):
+        if runner.iter == self.at and runner.accelerator.process_index == self.rank \
+                and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0":
+            Path(runner.work_dir, "fault_time").write_text(repr(time.time()))
+            os.kill(os.getpid(), 9)

@@ -1,6 +1,8 @@
 """MomentumEMA (mmselfsup 0.x MomentumUpdateHook semantics) and the BYOL recipe.
 
-Expected values come from mmselfsup's formula evaluated here with ``math``, from the
+Expected values come from the momenta the real mmselfsup 0.11.0 MomentumUpdateHook set in an
+mmcv 1.7.2 runner (tests/reference/mmselfsup_ema/tables.json, written by the committed
+make_tables.py there; "REF" below, compared exactly, with the iterations it updated at), from the
 worked example in the spec notes (literal numbers), from mmselfsup's own unit test
 (``tests/test_runtime/test_hooks/test_byol_hook.py``) and from an EMA written out in
 float64 in the test from the recorded online weights.
@@ -22,13 +24,16 @@ from trainkit.core.record import read_jsonl
 from trainkit.optim import NamedGroups
 from trainkit.core.runner import Runner
 from helpers import StopAt
+from reference import reference
 
 EPS32 = torch.finfo(torch.float32).eps
 
 
-def mmselfsup_m(k, K, base, end=1.0):
-    """The hook's formula, written independently: end - (end - base) * (cos(pi k / K) + 1) / 2."""
-    return end - (end - base) * (math.cos(math.pi * k / K) + 1.0) / 2.0
+def ref_momenta(name):
+    """REF: (the model's momentum after each iteration, the iterations that updated the target) of case
+    ``name``: mmselfsup's hook with max_iters K, base momentum and update_interval as in the name's test."""
+    case = reference("mmselfsup_ema", name)
+    return case["momentum"], case["updates"]
 
 
 class Siamese(nn.Module):
@@ -122,17 +127,17 @@ def test_hand_example_updates_and_momenta(tmp_path):
     rec = runner.components["rec"]
     updated = [k for k in range(10)
                if any(not torch.equal(a, b) for a, b in zip(rec.start[k], rec.end[k], strict=True))]
-    assert updated == [1, 3, 5, 7, 9]
+    ref, ref_updates = ref_momenta("hand_example_K10_interval2")
+    assert updated == [1, 3, 5, 7, 9] == ref_updates
+    assert [rec.momentum[k] for k in range(10)] == ref
     for k in updated:
-        formula = mmselfsup_m(k, 10, 0.99, 1.0)
-        assert rec.momentum[k] == pytest.approx(formula, abs=1e-15)
-        assert rec.momentum[k] == pytest.approx(HAND_FULL[k], abs=1e-15)
+        assert rec.momentum[k] == HAND_FULL[k]
         assert round(rec.momentum[k], 6) == HAND[k]
     # logged next to the lrs: the momentum of the latest update (base before the first one)
     rows = {r["step"]: r for r in read_jsonl(tmp_path / "metrics.jsonl") if "momentum/ema" in r}
     assert sorted(rows) == list(range(10))
     expected = [0.99, *[HAND_FULL[k] for k in (1, 1, 3, 3, 5, 5, 7, 7, 9)]]
-    assert [rows[k]["momentum/ema"] for k in range(10)] == pytest.approx(expected, abs=1e-15)
+    assert [rows[k]["momentum/ema"] for k in range(10)] == ref == expected
     assert all("lr/pg0" in rows[k] for k in range(10))
 
 
@@ -157,8 +162,7 @@ def test_schedule_preview_logs_momentum_without_touching_weights(tmp_path):
     opt = NamedGroups(exclude="target_net")(model, lambda gr: torch.optim.SGD(gr, lr=0.1))
     Runner(model, opt, train_loader=CountingLoader(10), dry_run=True, max_epochs=1, progress=False,
            log_interval=1, sinks=[sink], components={"ema": MomentumEMA(0.99, update_interval=2)}).run()
-    expected = [0.99, *[HAND_FULL[k] for k in (1, 1, 3, 3, 5, 5, 7, 7, 9)]]
-    assert [sink.rows[k]["momentum/ema"] for k in range(10)] == pytest.approx(expected, abs=1e-15)
+    assert [sink.rows[k]["momentum/ema"] for k in range(10)] == ref_momenta("hand_example_K10_interval2")[0]
     assert torch.equal(torch.cat([p.detach().reshape(-1) for p in model.target_net.parameters()]), before)
 
 
@@ -167,6 +171,7 @@ def test_mmselfsup_unit_test_value(tmp_path):
     ema = MomentumEMA(base_momentum=0.96)
     make_runner(tmp_path, ema, n=2, batch_size=2, max_epochs=2).run()
     assert ema.momentum == pytest.approx(0.98, abs=1e-15)
+    assert ema.momentum == ref_momenta("mmselfsup_unit_test_K2")[0][-1]
 
 
 def test_update_interval_one_first_update_uses_base(tmp_path):
@@ -178,6 +183,8 @@ def test_update_interval_one_first_update_uses_base(tmp_path):
     assert [rec.momentum[k] for k in range(10)] == pytest.approx(
         [0.99, 0.9902447174, 0.990954915, 0.9920610737, 0.993454915, 0.995,
          0.996545085, 0.9979389263, 0.999045085, 0.9997552826], abs=1e-10)   # spec notes, A.5
+    ref, ref_updates = ref_momenta("K10_interval1")
+    assert [rec.momentum[k] for k in range(10)] == ref and ref_updates == list(range(10))
 
 
 # ----------------------------------------------------------------------------- weights
@@ -190,12 +197,14 @@ def test_target_equals_reference_ema_of_post_step_weights(tmp_path, interval, wr
     init = params64(runner.unwrapped_model_inner.target_net)
     runner.run()
     rec = runner.components["rec"]
+    momenta, updates = ref_momenta(f"K{K}_interval{interval}")   # REF: which iterations update, with what m
+    assert [rec.momentum[k] for k in range(K)] == momenta
     ref, pre_ref = [t.clone() for t in init], [t.clone() for t in init]
     for k in range(K):
         for a, b in zip(rec.start[k], ref, strict=True):   # the forward of iteration k saw the target after k-1
             assert torch.allclose(a, b, rtol=0, atol=1e-6)
-        if (k + 1) % interval == 0:
-            m = mmselfsup_m(k, K, 0.9, 1.0)
+        if k in updates:
+            m = momenta[k]
             ref = [m * t + (1 - m) * o for t, o in zip(ref, rec.post_step[k], strict=True)]
             pre = rec.post_step[k - 1] if k else init     # the weights before this iteration's step
             pre_ref = [m * t + (1 - m) * o for t, o in zip(pre_ref, pre, strict=True)]
@@ -266,6 +275,8 @@ def test_real_ddp_wrapper():
         opt = NamedGroups(exclude="target_net")(model, lambda gr: torch.optim.SGD(gr, lr=0.2))
         runner = SimpleNamespace(model=ddp, optimizer=opt, max_iters=6, scalars={}, iter=0)
         ema = MomentumEMA(base_momentum=0.8)
+        momenta, updates = ref_momenta("K6_interval1")
+        assert updates == list(range(6))
         ema.before_run(runner)
         ref = params64(model.target_net)
         batch = data(8)[:]
@@ -276,7 +287,7 @@ def test_real_ddp_wrapper():
             opt.step()
             opt.zero_grad()
             ema.after_iter(runner)
-            m = mmselfsup_m(k, 6, 0.8)
+            m = momenta[k]
             ref = [m * t + (1 - m) * o for t, o in zip(ref, params64(model.online_net), strict=True)]
             assert runner.scalars["momentum/ema"] == m
         assert max((a - b).abs().max().item() for a, b in zip(params64(model.target_net), ref, strict=True)) < 1e-6
@@ -411,7 +422,8 @@ def test_resume_is_exact(tmp_path, stop_at):
     with pytest.raises(KeyboardInterrupt):
         runner("cut", extra={"stop": StopAt(stop_at)}).run()
     ck = ckpt_io.load(tmp_path / "cut" / "checkpoints" / "last.pt")
-    assert ck["counters"]["iter"] == 12 and ck["components"]["ema"]["momentum"] == mmselfsup_m(11, 20, 0.9)
+    momenta, updates = ref_momenta("K20_interval2")
+    assert ck["counters"]["iter"] == 12 and ck["components"]["ema"]["momentum"] == momenta[11]
     # the component's target buffer and the model's target weights are one storage in the file
     assert ck["components"]["ema"]["target"][0].untyped_storage().data_ptr() == \
         ck["model"]["target_net.0.weight"].untyped_storage().data_ptr()
@@ -424,7 +436,8 @@ def test_resume_is_exact(tmp_path, stop_at):
     logged = [{r["step"]: r["momentum/ema"] for r in read_jsonl(tmp_path / d / "metrics.jsonl")
                if "momentum/ema" in r} for d in ("full", "cut")]
     assert logged[0] == logged[1] and sorted(logged[0]) == list(range(20))
-    assert logged[1][12] == mmselfsup_m(11, 20, 0.9)      # restored, not base, before iteration 13's update
+    assert logged[1][12] == momenta[11]      # restored, not base, before iteration 13's update
+    assert [logged[0][k] for k in range(20)] == momenta and 12 not in updates
 
 
 # ----------------------------------------------------------------------------- BYOL

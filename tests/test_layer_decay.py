@@ -411,7 +411,7 @@ def compose(*overrides):
     C.register()
     with initialize_config_dir(config_dir=str(C.CONF_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=["+recipe=convnext_layer_decay", "~components.lr",
-                                                  "trainer.progress=false", *overrides])
+                                                  "trainer.progress=false", "trainer.load_from=null", *overrides])
 
 
 def test_recipe_bad_decay_type_fails_before_training(tmp_path):

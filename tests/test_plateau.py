@@ -1,11 +1,13 @@
 """Plateau reducer: mmagic's ReduceLR + ReduceLRSchedulerHook semantics, composition with the lr
 updaters, resume, preview, the restoration recipe and a 2-process run.
 
-Expected values come from the research notes' hand example (mmagic run with a real mmengine
-Runner), from torch.optim.lr_scheduler.ReduceLROnPlateau where the bookkeeping coincides, and
-from tables derived by hand in each test from mmagic's rules. The hand tables of the window,
-default-end, interval, eps/min_lr, NaN and train-loss tests were also reproduced by running
-mmagic's ReduceLR + ReduceLRSchedulerHook in a real mmengine 0.10.7 Runner (same lrs and states).
+Expected values come from the research notes' hand example, from
+torch.optim.lr_scheduler.ReduceLROnPlateau where the bookkeeping coincides, and from tables derived
+by hand in each test from mmagic's rules. The hand example and the hand tables of the mmagic unit
+test, window, default-end, interval, eps/min_lr, NaN and train-loss tests are also compared ("REF")
+with what mmagic 1.2.0's ReduceLR + ReduceLRSchedulerHook did in a real mmengine 0.10.7 Runner for
+the same metric or loss sequence: every iteration's lrs and the scheduler's state after every check
+(tests/reference/mmagic_plateau/tables.json, written by the committed make_tables.py there).
 """
 import csv
 import json
@@ -19,6 +21,7 @@ import pytest
 import torch
 
 from helpers import StepLrs, StopAt
+from reference import reference
 from plateau_probe import LossScript, MetricScript, Scripted, zeros
 from trainkit.build import build
 from trainkit.core.record import read_jsonl
@@ -80,6 +83,29 @@ def train_run(tmp_path, losses, *, ipe=4, epochs=None, components=None, groups=(
     return seen, plateau
 
 
+def _nan_safe(v):
+    return "nan" if isinstance(v, float) and math.isnan(v) else v
+
+
+def mmagic_ref(name):
+    """REF case ``name``: (each iteration's lrs, one tuple per iteration; the states after the checks:
+    ``(epoch, value, best, num_bad, cooldown)``, NaN written as "nan" so that lists compare)."""
+    case = reference("mmagic_plateau", name)
+    states = [(c["epoch"], _nan_safe(c["value"]), c["best"], c["num_bad"], c["cooldown"]) for c in case["checks"]]
+    return case["lr"], states
+
+
+def cap_states(cap):
+    """The reducer's logged states in the REF's form."""
+    return [(r["epoch"], _nan_safe(r["plateau/value"]), r["plateau/best"], r["plateau/num_bad"],
+             r["plateau/cooldown"]) for r in cap]
+
+
+def per_epoch(lrs, ipe=1):
+    """Group 0's lr in each epoch of a per-iteration REF column."""
+    return [v[0] for v in lrs[::ipe]]
+
+
 # ------------------------------------------------------------ reference semantics
 def test_hand_example_from_the_notes_val_path():
     """Notes §4.4 (real mmengine Runner): [10, 9, 9, ...], min, patience 2, cooldown 1, factor 0.5:
@@ -93,6 +119,8 @@ def test_hand_example_from_the_notes_val_path():
     assert [r["plateau/best"] for r in cap] == [10, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]
     assert [r["epoch"] for r in cap] == list(range(1, 12))      # after validation k, runner.epoch == k
     assert p.step_count == 11 and p.last_step == 10 and p.reductions == 2
+    ref_lrs, ref_states = mmagic_ref("hand_example_val")
+    assert lrs == per_epoch(ref_lrs, 3) and len(ref_lrs) == 33 and cap_states(cap) == ref_states
 
 
 def test_hand_example_from_the_notes_train_loss_by_epoch(tmp_path):
@@ -102,6 +130,9 @@ def test_hand_example_from_the_notes_train_loss_by_epoch(tmp_path):
     seen, p = train_run(tmp_path, losses, mode="min", factor=0.5, patience=2, cooldown=1)
     assert [seen[i][0] for i in range(40)] == [1.0] * 20 + [0.5] * 16 + [0.25] * 4
     assert p.value == 9.0 and p.reductions == 2
+    ref_lrs, ref_states = mmagic_ref("hand_example_train_loss_by_epoch")
+    assert [seen[i][0] for i in range(40)] == [v[0] for v in ref_lrs]
+    assert (p.value, p.best, p.num_bad, p.cooldown_counter) == ref_states[-1][1:] and p.step_count == len(ref_states)
 
 
 def test_mmagic_unit_test_scenario():
@@ -112,6 +143,7 @@ def test_mmagic_unit_test_scenario():
             lrs, p, _ = val_run([1, 1, 1, 1], groups=[{"name": "g", "lr": 0.05}], mode=mode, threshold_mode=tm,
                                 patience=1)
             assert lrs[:3] == [0.05] * 3 and lrs[3] == pytest.approx(0.005, abs=1e-8)
+            assert lrs == per_epoch(mmagic_ref(f"mmagic_unit_test_{mode}_{tm}")[0])
 
 
 def _trace(seed, n=40):
@@ -161,6 +193,8 @@ def test_eps_skips_tiny_groups_and_min_lr_raises_a_lower_group():
     # check 2 reduces: 1.5e-8 − 0.75e-8 <= 1e-8 → kept; 1e-4 → max(5e-5, 1e-3); 1.5e-3 → max(7.5e-4, 1e-3)
     assert lr[2] == [0.5, 1.5e-8, 1e-3, 1e-3]
     assert lr[3] == [0.25, 1.5e-8, 1e-3, 1e-3]
+    ref_lrs, ref_states = mmagic_ref("eps_and_min_lr")
+    assert [tuple(x) for x in lr] == ref_lrs and cap_states(cap.rows) == ref_states
     assert cap.rows[-1]["plateau/factor/tiny"] == 1.0 and cap.rows[-1]["plateau/factor/low"] == 0.25
     opt = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": g["lr"]} for g in groups])
     ref = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=0, min_lr=1e-3)
@@ -177,9 +211,13 @@ def test_window_metrics_outside_are_not_consumed_and_the_first_inside_is_discard
     assert lrs == [1.0] * 5 + [0.5] * 5
     assert p.best == 5 and p.reductions == 1 and p.step_count == 10 and p.last_step == 2
     assert [r["plateau/best"] for r in cap[:4]] == [math.inf] * 3 + [5]
+    ref_lrs, ref_states = mmagic_ref("window_begin3_end6")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
     # begin = 0: the first check decides at once; here check 2 (1 not < 1) reduces
-    lrs, _, _ = val_run(trace, factor=0.5, patience=0, end=100)
+    lrs, _, cap = val_run(trace, factor=0.5, patience=0, end=100)
     assert lrs[:5] == [1.0, 1.0, 0.5, 0.25, 0.125]
+    ref_lrs, ref_states = mmagic_ref("window_begin0_end100")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
 
 
 def test_end_defaults_to_max_epochs_so_the_check_after_the_last_validation_is_ignored():
@@ -187,6 +225,8 @@ def test_end_defaults_to_max_epochs_so_the_check_after_the_last_validation_is_ig
     assert lrs == [1.0, 1.0, 0.5, 0.25, 0.125, 0.0625]
     assert p.reductions == 4 and p.step_count == 6 and p.num_bad == 0    # check 6 would have reduced
     assert cap[-1]["plateau/value"] == 5 and cap[-1]["plateau/reductions"] == 4
+    ref_lrs, ref_states = mmagic_ref("end_defaults_to_max_epochs")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
 
 
 def test_val_interval_off_by_one_and_by_iter_checks():
@@ -197,11 +237,17 @@ def test_val_interval_off_by_one_and_by_iter_checks():
     lrs, _, cap = val_run(trace, interval=2, factor=0.5, patience=0, end=100)
     assert [(r["epoch"], r["plateau/value"]) for r in cap] == [(1, 4.0), (3, 4.0), (5, 8.0), (7, 2.0)]
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]      # checks 2 (4 not < 4) and 3 (8) reduce
-    _, _, cap = val_run(trace, by_epoch=False, interval=2, factor=0.5, patience=5)
+    ref_lrs, ref_states = mmagic_ref("interval2_by_epoch")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
+    lrs, _, cap = val_run(trace, by_epoch=False, interval=2, factor=0.5, patience=5)
     assert [r["plateau/value"] for r in cap] == trace
+    ref_lrs, ref_states = mmagic_ref("interval2_by_iter")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
     # trainer.val_interval=2: checks count validations, not epochs
     lrs, p, cap = val_run([3, 3, 3, 3], epochs=8, val_interval=2, factor=0.5, patience=0, end=100)
     assert [r["epoch"] for r in cap] == [2, 4, 6, 8] and lrs == [1.0] * 4 + [0.5] * 2 + [0.25] * 2
+    ref_lrs, ref_states = mmagic_ref("val_interval2")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
 
 
 def test_train_loss_by_iteration_with_an_interval_spanning_epochs(tmp_path):
@@ -211,6 +257,9 @@ def test_train_loss_by_iteration_with_an_interval_spanning_epochs(tmp_path):
     seen, p = train_run(tmp_path, losses, ipe=4, by_epoch=False, interval=3, factor=0.1, patience=0)
     assert [seen[i][0] for i in range(12)] == [1.0] * 9 + [0.1] * 3
     assert p.value == pytest.approx(5 / 3, rel=1e-15) and p.best == p.value and p.step_count == 4
+    ref_lrs, ref_states = mmagic_ref("train_loss_by_iter_interval3")
+    assert [seen[i][0] for i in range(12)] == [v[0] for v in ref_lrs]
+    assert (p.value, p.best, p.num_bad, p.cooldown_counter) == ref_states[-1][1:] and p.step_count == len(ref_states)
 
 
 def test_train_loss_by_epoch_interval_averages_all_iterations_since_the_last_check(tmp_path):
@@ -218,15 +267,23 @@ def test_train_loss_by_epoch_interval_averages_all_iterations_since_the_last_che
     seen, p = train_run(tmp_path, losses, ipe=2, interval=2, factor=0.5, patience=0, end=100)
     assert p.step_count == 2 and p.value == 4.0 and p.best == 3.0 and p.reductions == 1
     assert [seen[i][0] for i in range(8)] == [1.0] * 8      # the reduction came after the last iteration
+    ref_lrs, ref_states = mmagic_ref("train_loss_by_epoch_interval2")
+    assert [seen[i][0] for i in range(8)] == [v[0] for v in ref_lrs]
+    assert (p.value, p.best, p.num_bad, p.cooldown_counter) == ref_states[-1][1:] and p.step_count == len(ref_states)
 
 
 def test_nan_counts_as_not_better_and_the_run_goes_on(tmp_path):
     lrs, p, cap = val_run([1, math.nan, math.nan, 0.5, 0.5], factor=0.5, patience=1, end=100)
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5] and p.best == 0.5
     assert math.isnan(cap[1]["plateau/value"]) and cap[2]["plateau/reductions"] == 1
+    ref_lrs, ref_states = mmagic_ref("nan_metric")
+    assert lrs == per_epoch(ref_lrs) and cap_states(cap) == ref_states
     # a non-finite training loss (trainer.nonfinite=skip) makes that epoch's mean NaN
     seen, p = train_run(tmp_path, [2, 2, math.nan, 1, 1, 1], ipe=2, factor=0.5, patience=0, end=100)
     assert [seen[i][0] for i in (0, 1, 4, 5)] == [1.0, 1.0, 0.5, 0.5] and p.best == 1.0
+    ref_lrs, ref_states = mmagic_ref("nan_train_loss")
+    assert {i: v[0] for i, v in seen.items()} == {i: ref_lrs[i][0] for i in seen} and ref_states[1][1] == "nan"
+    assert ref_lrs[2] == ref_lrs[3] == (1.0,)      # (the skipped step of iteration 2 would have used 1.0)
 
 
 def test_missing_metric_lists_the_available_ones():

@@ -69,8 +69,10 @@ def test_lr_follows_every_batch_and_steps_close_windows_epochs_and_the_run(tmp_p
 
 def test_iteration_checkpoint_waits_for_the_window_and_resume_is_exact(tmp_path):
     """checkpoint_interval_iters=3, grad_accum=2, 5 batches per epoch, 15 iterations: due after
-    3, 6, 9, 12 iterations; taken when the window closes: after 4, 7, 9, 12."""
-    full = runner(tmp_path / "full", max_epochs=3, grad_accum=2, checkpoint_interval_iters=3)
+    3, 6, 9, 12 iterations; taken when the window closes: after 4, 7, 9, 12 (all 7 periodic files
+    kept: by default only the newest iter_*.pt is)."""
+    full = runner(tmp_path / "full", max_epochs=3, grad_accum=2, checkpoint_interval_iters=3,
+                  checkpoint={"max_keep": 7})
     full.run()
     names = sorted(p.name for p in (tmp_path / "full" / "checkpoints").glob("*.pt"))
     assert names == sorted(["last.pt", "epoch_1.pt", "epoch_2.pt", "epoch_3.pt",
@@ -114,7 +116,8 @@ def test_preview_num_processes_errors(tmp_path, args, match):
         schedule_main(["+recipe=digits_cosine_warmup", f"out={tmp_path}", *args])
 
 
-@pytest.mark.parametrize("name, processes, machines", [("local_2proc", 2, 1), ("multinode_2x8gpu", 16, 2)])
+@pytest.mark.parametrize("name, processes, machines", [("local_2proc", 2, 1), ("multinode_2x8gpu", 16, 2),
+                                                      ("multinode_2x1", 2, 2)])
 def test_shipped_accelerate_configs_load(name, processes, machines):
     """accelerate's own loader accepts them (an unknown or misspelt key is a TypeError), and
     they select the launcher that starts several processes (MULTI_CPU would start one)."""

@@ -36,7 +36,7 @@ BASE_LR, BETA1 = 0.002, 0.9
 SCHEDULES = [
     "+recipe=byol", "model.width=8", "model.hidden=32", "model.dim=16", f"trainer.max_epochs={EPOCHS}",
     "trainer.grad_accum=2", "components.ema.update_interval=2", "trainer.val_interval=2",
-    "trainer.log_interval=1", "trainer.checkpoint_interval_iters=5",
+    "trainer.log_interval=1", "trainer.checkpoint_interval_iters=5", "trainer.checkpoint.max_keep=6",   # keep all
     "+components.lr={_target_:trainkit.schedules.CosineAnnealingLrUpdater,by_epoch:false,"
     "min_lr_ratio:0.01,warmup:linear,warmup_iters:5,warmup_ratio:0.1}",
     "+components.momentum={_target_:trainkit.schedules.CosineAnnealingMomentumUpdater,"
@@ -82,14 +82,10 @@ def shared(row):
     return {k: v for k, v in row.items() if k != "loss"}
 
 
-@pytest.fixture(scope="module")
-def full(tmp_path_factory):
-    """The uninterrupted run. Its Hydra run dir names the rank (``..._r${oc.env:RANK}``), as if
-    the ranks had read ``${now:}`` in different seconds: rank 1 must end up writing into rank 0's."""
-    tmp = tmp_path_factory.mktemp("two_proc")
-    proc = torchrun(tmp, *SCHEDULES, PLATEAU, trace(), "hydra.run.dir=" + str(tmp / "full_r${oc.env:RANK}"))
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return tmp, tmp / "full_r0"
+@pytest.fixture
+def full(byol_two_processes):
+    """The uninterrupted run (tests/conftest.py: shared with tests/test_several_machines.py)."""
+    return byol_two_processes
 
 
 def expected_lr(k):

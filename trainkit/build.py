@@ -73,17 +73,16 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = Non
     import torch
     from accelerate.utils import set_seed
 
-    from .core.checkpoint import find_resume
     from .core.config import TRAINER_OPTIONS
+    from .core.dist import default_resume, from_rank0, process_state
     from .core.runner import Runner
 
     t = cfg.trainer
-    work_dir = _same_on_all_ranks(work_dir)
-    resume_path = find_resume(t.resume, work_dir, multirun)
-    if t.resume and resume_path is None:
-        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
-    elif resume_path is not None and resume_path.parent.name == "checkpoints":
-        work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
+    state = process_state(t.dist_timeout)   # the process group (several processes), before any collective
+    work_dir = _same_on_all_ranks(work_dir, state)
+    # rank 0 decides (hosts without a shared file system see different checkpoints); unset under an
+    # elastic restart (TORCHELASTIC_RESTART_COUNT > 0 on some rank), trainer.resume means auto
+    work_dir, resume_path = from_rank0(state, _resume_point, default_resume(t.resume, state), work_dir, multirun)
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     set_seed(cfg.seed)
@@ -99,6 +98,19 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = Non
     if runner.is_main:   # the logger hook writes to runner.sinks
         runner.sinks.extend(tracking_sinks(cfg, runner.work_dir, resume=resume_path is not None))
     return runner
+
+
+def _resume_point(resume: str | None, work_dir: Path, multirun: bool) -> tuple[Path, Path | None]:
+    """``(run directory, checkpoint)`` for ``trainer.resume=resume``: a resumed run keeps writing
+    into the directory of the checkpoint it continues."""
+    from .core.checkpoint import find_resume
+
+    resume_path = find_resume(resume, work_dir, multirun)
+    if resume and resume_path is None:
+        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", resume)
+    elif resume_path is not None and resume_path.parent.name == "checkpoints":
+        work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
+    return work_dir, resume_path
 
 
 def tracking_sinks(cfg: DictConfig, work_dir: Path, resume: bool) -> list:
@@ -150,22 +162,18 @@ def iters_per_epoch_from_config(cfg: DictConfig, num_processes: int = 1) -> int:
                                  world=num_processes))
 
 
-def _same_on_all_ranks(work_dir: Path) -> Path:
+def _same_on_all_ranks(work_dir: Path, state) -> Path:
     """Under several processes each rank's Hydra may stamp a different run dir (``${now:}``
-    read in different seconds): use rank 0's, and remove this rank's own when it differs
-    and holds nothing but what Hydra put there (``.hydra/``, the job's ``.log``)."""
+    read in different seconds, or on hosts whose agents started at different times): use rank
+    0's, and remove this rank's own when it differs and holds nothing but what Hydra put there
+    (``.hydra/``, the job's ``.log``)."""
     import shutil
 
-    import torch
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
+    from .core.dist import from_rank0
 
-    state = PartialState(cpu=not torch.cuda.is_available())   # must match the Runner's Accelerator
     if state.num_processes == 1:
         return work_dir
-    box = [str(work_dir)]
-    broadcast_object_list(box, from_process=0)
-    chosen = Path(box[0])
+    chosen = Path(from_rank0(state, str, work_dir))
     if chosen.resolve() != work_dir.resolve() and work_dir.is_dir() \
             and all(p.name == ".hydra" or p.suffix == ".log" for p in work_dir.iterdir()):
         shutil.rmtree(work_dir, ignore_errors=True)

@@ -19,6 +19,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from .core.config import TrainerConfig
+from .core.dist import launch_time
 from .sinks.wandb import WandbConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +52,10 @@ def recipe_names() -> list[str]:
 
 
 def register() -> None:
-    """Store the schema and every recipe in Hydra's ConfigStore."""
+    """Store the schema and every recipe in Hydra's ConfigStore; register ``${launch_time:FMT}``
+    (the run directory's stamp: the launch time, the same for every elastic restart)."""
+    if not OmegaConf.has_resolver("launch_time"):
+        OmegaConf.register_new_resolver("launch_time", launch_time, use_cache=True)
     cs = ConfigStore.instance()
     cs.store(name="trainkit_schema", node=Config)
     for path in sorted(RECIPES_DIR.glob("*.yaml")):

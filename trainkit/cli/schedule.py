@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 from .. import build as B
 from .. import config as C
-from ..schedules.preview import (_preview, _reductions, monitored_metrics, plot, trace_from_spec, validations,
-                                 write_csv)
+from ..schedules.preview import (_preview, _reductions, monitored_metrics, plot, trace_from_spec, validation_iters,
+                                 validations, write_csv)
 
 OPTIONS = ("out", "format", "iters_per_epoch", "num_processes", "metric_trace")
 
@@ -79,10 +79,10 @@ def main(argv: Sequence[str] | None = None) -> Path:
         else B.iters_per_epoch_from_config(cfg, world)
     components, skipped = B.schedule_components(cfg)
     t = cfg.trainer
-    n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval)
+    n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval, t.val_begin)
     spec = ours.get("metric_trace", (cfg.extra or {}).get("metric_trace"))
     trace = None if spec is None else trace_from_spec(spec, monitored_metrics(components), n_val)
-    rows, checks = _preview(groups, components, t.max_epochs, ipe, trace, t.max_iters, t.val_interval)
+    rows, checks = _preview(groups, components, t.max_epochs, ipe, trace, t.max_iters, t.val_interval, t.val_begin)
     out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
     out.mkdir(parents=True, exist_ok=True)
     table = out / f"schedule.{fmt}"
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         table.write_text(json.dumps(rows))
     metrics = None
     if trace:
-        val_iters = [min((j + 1) * t.val_interval * ipe, len(rows)) for j in range(n_val)]
+        val_iters = validation_iters(t.max_epochs, ipe, t.max_iters, t.val_interval, t.val_begin)
         metrics = {k: (val_iters, v[:n_val]) for k, v in trace.items()}
     plot(rows, out / "schedule.png", title=f"{cfg.name}: {len(groups)} groups, {len(rows)} iterations",
          metrics=metrics)

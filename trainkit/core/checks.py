@@ -16,6 +16,18 @@ def every_n(count: int, n: int) -> bool:
     return (count + 1) % n == 0
 
 
+def validation_due(epoch: int, max_epochs: int, interval: int = 1, begin: int = 1) -> bool:
+    """Does the run validate after its 1-based ``epoch``? mmengine's ``EpochBasedTrainLoop``
+    rule: ``epoch >= begin and (epoch % interval == 0 or epoch == max_epochs)`` — so the last
+    epoch always validates (if ``begin`` allows), and the final metrics are the final weights'."""
+    return epoch >= begin and (epoch % interval == 0 or epoch == max_epochs)
+
+
+def validation_epochs(max_epochs: int, interval: int = 1, begin: int = 1) -> list[int]:
+    """The 1-based epochs after which a run of ``max_epochs`` validates (:func:`validation_due`)."""
+    return [e for e in range(1, max_epochs + 1) if validation_due(e, max_epochs, interval, begin)]
+
+
 def is_int(x: Any) -> bool:
     """An integer, and not a bool (``True`` is an ``int`` to Python, never to a config)."""
     return isinstance(x, numbers.Integral) and not isinstance(x, bool)

@@ -2,6 +2,7 @@
 
 The whole training loop, as :class:`trainkit.core.runner.Runner` runs it::
 
+    (trainer.load_from: the model's weights from a file, unless resuming)
     fire(BEFORE_RUN)                       # components set up; resumed state is loaded right after
     while epoch < max_epochs and iter < max_iters:
         model.train(); fire(BEFORE_EPOCH)  # epoch = 0-based index of this epoch
@@ -15,9 +16,9 @@ The whole training loop, as :class:`trainkit.core.runner.Runner` runs it::
             iter += 1
         fire(AFTER_EPOCH)                  # still the same epoch
         epoch += 1
-        if epoch % val_interval == 0:
-            fire(BEFORE_VAL); metrics = evaluator(runner); fire(AFTER_VAL)   # runner.metrics
-        save checkpoint (every N epochs, and `last`)
+        if epoch >= val_begin and (epoch % val_interval == 0 or epoch == max_epochs):   # mmengine's rule
+            fire(BEFORE_VAL); metrics = evaluator(runner); fire(AFTER_VAL)   # runner.metrics; ranks best.pt
+        save checkpoint (`last`, epoch_<N> every N epochs, best.pt; retention as trainer.checkpoint says)
     fire(AFTER_RUN)
 
 Handlers receive the runner, whose counters (``epoch``, ``iter``, ``inner_iter``,

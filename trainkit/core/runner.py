@@ -28,7 +28,8 @@ from accelerate.utils import DistributedDataParallelKwargs, DistributedType, set
 from torch.utils.data import Dataset
 
 from . import checkpoint as ckpt_io
-from .checks import check_choice, every_n
+from . import dist
+from .checks import check_choice, every_n, validation_due
 from .config import NonFinite, TrainerConfig, trainer_config, value_of
 from .data import make_loader, to_device
 from .events import Event, EventBus
@@ -88,7 +89,8 @@ class Runner:
         for key, val in (("trainer.max_epochs", max_epochs), ("trainer.max_iters", max_iters)):
             if val is not None and val < 1:
                 raise ValueError(f"{key} must be >= 1, got {val}")
-        for key, val in (("trainer.val_interval", cfg.val_interval), ("trainer.grad_accum", cfg.grad_accum),
+        for key, val in (("trainer.val_interval", cfg.val_interval), ("trainer.val_begin", cfg.val_begin),
+                         ("trainer.grad_accum", cfg.grad_accum),
                          ("trainer.checkpoint_interval", cfg.checkpoint_interval)):
             if val < 1:
                 raise ValueError(f"{key} must be >= 1, got {val}")
@@ -96,16 +98,21 @@ class Runner:
             raise ValueError(f"trainer.clip_grad must be > 0 or null, got {cfg.clip_grad}")
         batch_size, drop_last, num_workers = cfg.batch_size, cfg.drop_last, cfg.num_workers
 
+        self.dist_timeout = dist.timeout_seconds(cfg.dist_timeout)
         if accelerator is None:
+            if not dry_run:   # the process group, with the timeout (and a restart's own store prefix)
+                dist.process_state(self.dist_timeout)
             ddp = [DistributedDataParallelKwargs(find_unused_parameters=True)] if cfg.find_unused_parameters else []
             accelerator = _SingleProcess() if dry_run else Accelerator(
-                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(), kwargs_handlers=ddp)
+                mixed_precision=mixed_precision, cpu=not torch.cuda.is_available(),
+                kwargs_handlers=[*ddp, dist.init_kwargs(self.dist_timeout)])
         self.accelerator = accelerator
         acc = self.accelerator
         self.is_main = acc.is_main_process
         self.work_dir = Path(work_dir) if work_dir is not None else Path.cwd()
         self.seed, self.grad_accum, self.clip_grad = seed, cfg.grad_accum, cfg.clip_grad
-        self.val_interval, self.nonfinite, self.monitor = cfg.val_interval, nonfinite, cfg.monitor
+        self.val_interval, self.val_begin = cfg.val_interval, cfg.val_begin
+        self.nonfinite, self.monitor = nonfinite, cfg.monitor
         self.checkpoint_interval = cfg.checkpoint_interval
         self.checkpoint_interval_iters = cfg.checkpoint_interval_iters
         self.resume, self.progress = cfg.resume, cfg.progress and self.is_main
@@ -127,6 +134,16 @@ class Runner:
         else:
             self.max_iters, self.max_epochs = max_iters, math.ceil(max_iters / self.iters_per_epoch)
         self.evaluator = evaluator
+        ck = cfg.checkpoint
+        self.checkpoints = ckpt_io.CheckpointManager(
+            self.work_dir / "checkpoints", self.iters_per_epoch, max_keep=ck.max_keep, save_best=ck.save_best,
+            rule=value_of(ck.rule), top_k=ck.top_k)
+        self.load_from_prefix = ckpt_io.check_load_from(cfg.load_from, cfg.load_from_prefix, cfg.load_from_strict)
+        self.load_from, self.load_from_strict = cfg.load_from, cfg.load_from_strict
+        # resolved now (a missing file fails before anything starts) unless a resume may make it moot
+        self._load_from_path = ckpt_io.find_load_from(cfg.load_from) \
+            if cfg.load_from and not cfg.resume and not dry_run else None
+        self.load_report: ckpt_io.LoadReport | None = None
 
         # Model and optimizer. Schedules/components are never prepared.
         self._lean = acc.distributed_type in _LEAN
@@ -169,10 +186,16 @@ class Runner:
 
     def run(self) -> dict[str, float]:
         """Train to ``max_iters``; returns the last validation metrics."""
-        resume_path = ckpt_io.find_resume(self.resume, self.work_dir)
+        acc = self.accelerator   # rank 0 finds the checkpoint (hosts may see different files)
+        resume = self.resume if self.dry_run else dist.default_resume(self.resume, acc)
+        resume_path = dist.from_rank0(acc, ckpt_io.find_resume, resume, self.work_dir)
         state = self._load(resume_path) if resume_path else None
         if state is None:
             set_seed(self.seed)
+            self._load_from()
+        elif self.load_from and self.is_main:
+            log.info("trainer.load_from=%s not used: resuming from %s (whose weights started from it)",
+                     self.load_from, resume_path)
         self.fire(Event.BEFORE_RUN)
         if state is not None:
             for name, comp in self.components.items():
@@ -185,10 +208,16 @@ class Runner:
                 self._train_epoch(bar)
                 if self.iter < self.max_iters or self.inner_iter == 0:
                     self._end_epoch()
-            if self.inner_iter != 0:   # max_iters ended mid-epoch: validate and save once more
-                self._validate()
+            if self.inner_iter != 0:   # max_iters ended mid-epoch: the last epoch; validate and save once more
+                if validation_due(self.max_epochs, self.max_epochs, self.val_interval, self.val_begin):
+                    self._validate()
                 self._save("last")
             self._raise_if_nonfinite()
+        except Exception as e:   # a collective that could not complete: name the rank that was lost
+            if dist.is_collective_failure(e, acc):
+                where = f"epoch {self.epoch}, iter {self.iter}"
+                raise dist.explain_collective_failure(acc, e, self.dist_timeout, where) from e
+            raise
         finally:
             if bar is not None:
                 bar.close()
@@ -322,7 +351,7 @@ class Runner:
     def _end_epoch(self) -> None:
         self.fire(Event.AFTER_EPOCH)
         self.epoch += 1
-        if self.evaluator is not None and self.epoch % self.val_interval == 0:
+        if validation_due(self.epoch, self.max_epochs, self.val_interval, self.val_begin):
             self._validate()
         names = ("last", f"epoch_{self.epoch}") if self.epoch % self.checkpoint_interval == 0 else ("last",)
         self._save(*names)
@@ -339,6 +368,8 @@ class Runner:
             shown = ", ".join(f"{k}={v:.4g}" for k, v in self.metrics.items())
             log.info("epoch %d, iter %d: %s", self.epoch, self.iter, shown)
         self.fire(Event.AFTER_VAL)
+        if not self.dry_run:   # ranks agree on the metrics, so on the best checkpoints
+            self.checkpoints.consider(self.metrics, self.epoch, self.iter, mid_epoch=self.inner_iter != 0)
 
     # ------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -352,6 +383,7 @@ class Runner:
             "metrics": dict(self.metrics),
             "rng": ckpt_io.rng_state(),
             "skipped_steps": self.skipped_steps,
+            "checkpoints": self.checkpoints.state_dict(),
         }
 
     def _save(self, *names: str) -> None:
@@ -362,12 +394,11 @@ class Runner:
         if self.is_main:
             for sink in self.sinks:   # rows up to this point are on disk before the checkpoint
                 getattr(sink, "flush", lambda: None)()
-            for name in names:
-                ckpt_io.save_atomic(state, self.work_dir / "checkpoints" / f"{name}.pt")
+            self.checkpoints.write(state, names)
         self.accelerator.wait_for_everyone()
 
     def _load(self, path: Path) -> dict[str, Any]:
-        state = ckpt_io.load(path)
+        state = dist.load_checkpoint(self.accelerator, path, ckpt_io.load)   # sent by rank 0 where not shared
         self.unwrapped_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
@@ -376,12 +407,24 @@ class Runner:
         self.epoch, self.iter, self.inner_iter = c["epoch"], c["iter"], c["inner_iter"]
         self.metrics = dict(state.get("metrics", {}))
         self.skipped_steps = state.get("skipped_steps", 0)
+        self.checkpoints.load_state_dict(state.get("checkpoints", {}))
         for sink in self.sinks:
             if hasattr(sink, "truncate_from"):
                 sink.truncate_from(self.iter)
         if self.is_main:
             log.info("resumed from %s at epoch %d, iter %d", path, self.epoch, self.iter)
         return state
+
+    def _load_from(self) -> None:
+        """``trainer.load_from``: the model's initial weights from a file (a fresh run: optimizer,
+        schedules and counters start anew). Every process reads the file, so all start alike."""
+        if not self.load_from or self.dry_run:
+            return
+        path = self._load_from_path or ckpt_io.find_load_from(self.load_from)
+        self.load_report = ckpt_io.load_weights(self.unwrapped_model, path, self.load_from_prefix,
+                                                strict=self.load_from_strict)
+        if self.is_main:
+            log.info("%s", self.load_report)
 
     # --------------------------------------------------------------- display
     def _progress_bar(self):

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from ..core.checks import validation_epochs
 from ..core.events import Priority
 from ..core.groups import get_momentum
 from ..core.instantiate import instantiate_node
@@ -102,39 +103,47 @@ def _build_components(components: Mapping[str, Any]) -> dict[str, Any]:
     return built
 
 
+def validation_iters(epochs: int | None, iters_per_epoch: int, max_iters: int | None = None,
+                     val_interval: int = 1, val_begin: int = 1) -> list[int]:
+    """The completed iterations at which a run validates: after every epoch the loop's rule
+    (:func:`trainkit.core.checks.validation_due`: from ``val_begin``, every ``val_interval``
+    epochs and after the last) picks, the last epoch cut short when ``max_iters`` ends it."""
+    total = (max_iters or 0) if epochs is None else epochs * iters_per_epoch
+    n_epochs = math.ceil(total / iters_per_epoch)
+    return [min(e * iters_per_epoch, total) for e in validation_epochs(n_epochs, val_interval, val_begin)]
+
+
 def validations(epochs: int | None, iters_per_epoch: int, max_iters: int | None = None,
-                val_interval: int = 1) -> int:
-    """How many times a run validates: every ``val_interval`` full epochs, and once more
-    when ``max_iters`` ends mid-epoch."""
-    if epochs is not None:
-        return epochs // val_interval
-    full, rest = divmod(max_iters or 0, iters_per_epoch)
-    return full // val_interval + (1 if rest else 0)
+                val_interval: int = 1, val_begin: int = 1) -> int:
+    """How many times a run validates (:func:`validation_iters`)."""
+    return len(validation_iters(epochs, iters_per_epoch, max_iters, val_interval, val_begin))
 
 
 def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], epochs: int | None = None,
             iters_per_epoch: int = 1, metric_trace: Mapping[str, Sequence[float]] | None = None, *,
-            max_iters: int | None = None, val_interval: int = 1) -> list[dict[str, Any]]:
+            max_iters: int | None = None, val_interval: int = 1, val_begin: int = 1) -> list[dict[str, Any]]:
     """One row per optimizer step: ``epoch``, ``iter``, ``lr/<group>`` and ``momentum/<group>``.
 
     ``groups``: param-group hyper-parameters, e.g. ``{"name": "head", "lr": 0.1, "momentum": 0.9}``
     (``betas`` for Adam-style groups). ``components``: name → config node with ``_target_`` (as in
     a recipe's ``components``) or an already built component. Give ``epochs`` or ``max_iters``.
     ``metric_trace``: ``{metric: [value of validation 1, 2, ...]}`` served as validation results
-    every ``val_interval`` epochs (for components that react to metrics).
+    at each validation the run takes (:func:`validation_iters`), for components that react to metrics.
     """
-    return _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval)[0]
+    return _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval,
+                    val_begin)[0]
 
 
-def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval):
+def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval, val_begin=1):
     """``(rows, checks)``: the per-iteration table and the scalars logged at validations / epoch ends."""
     from ..core.data import CountingLoader
     from ..core.runner import Runner
 
     if not groups:
         raise ValueError("preview needs at least one param group")
-    n_val = validations(epochs, iters_per_epoch, max_iters, val_interval)
-    every = "once per epoch" if val_interval == 1 else f"every {val_interval} epochs"
+    n_val = validations(epochs, iters_per_epoch, max_iters, val_interval, val_begin)
+    every = "once per epoch" if val_interval == 1 else f"every {val_interval} epochs and after the last"
+    every += f", from epoch {val_begin}" if val_begin > 1 else ""
     for name, values in (metric_trace or {}).items():
         if len(values) < n_val:
             raise ValueError(f"metric_trace[{name!r}] has {len(values)} values but the run validates "
@@ -154,7 +163,7 @@ def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iter
         raise ValueError(f"component names {RECORDER!r} and {CHECKS!r} are reserved")
     runner = Runner(model, optimizer, train_loader=CountingLoader(iters_per_epoch), dry_run=True,
                     components={**built, RECORDER: recorder, CHECKS: checks}, max_epochs=epochs,
-                    max_iters=max_iters, val_interval=val_interval,
+                    max_iters=max_iters, val_interval=val_interval, val_begin=val_begin,
                     evaluator=_TraceEvaluator(metric_trace) if metric_trace else None, progress=False)
     runner.run()
     return recorder.table(), checks.rows

@@ -54,7 +54,16 @@ def load_digits_arrays(seed: int = 0, val_fraction: float = 0.2):
     return x[train], y[train], x[val], y[val]
 
 
-def digits_data(seed: int = 0, val_fraction: float = 0.2) -> DataBundle:
-    """Classification data: (image [1,8,8], label) pairs."""
+def digits_data(seed: int = 0, val_fraction: float = 0.2, classes: list[int] | None = None) -> DataBundle:
+    """Classification data: (image [1,8,8], label) pairs. ``classes`` (e.g. ``[0, 1, 2, 3, 4]``) keeps
+    only those digits, in both splits (the split itself is the same as without it)."""
     tx, ty, vx, vy = load_digits_arrays(seed, val_fraction)
+    if classes is not None:
+        kept = list(classes)
+        if not kept or len(set(kept)) != len(kept) or not all(isinstance(c, int) and 0 <= c <= 9 for c in kept):
+            raise ValueError(f"data.classes must be distinct digits 0..9, got {classes!r}")
+        if kept != list(range(len(kept))):
+            raise ValueError(f"data.classes must be 0..n-1 (labels are not renumbered), got {kept}")
+        tx, ty = tx[torch.isin(ty, torch.tensor(kept))], ty[torch.isin(ty, torch.tensor(kept))]
+        vx, vy = vx[torch.isin(vy, torch.tensor(kept))], vy[torch.isin(vy, torch.tensor(kept))]
     return DataBundle(TensorDataset(tx, ty), TensorDataset(vx, vy))
