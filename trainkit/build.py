@@ -52,36 +52,55 @@ def schedule_components(cfg: DictConfig, planned: bool = False) -> tuple[dict[st
     return keep, sorted(set(built) - set(keep))
 
 
+def trainer_config(cfg: DictConfig):
+    """``cfg.trainer`` as a checked :class:`~trainkit.core.config.TrainerConfig` (a bad value is a
+    ``ConfigError`` naming ``trainer.<key>``, before anything is built)."""
+    from .core.config import TRAINER_OPTIONS, TrainerConfig
+
+    return TrainerConfig(**{k: cfg.trainer[k] for k in TRAINER_OPTIONS})
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The run's resolved config as plain data: what ``config.yaml`` and every checkpoint store."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = None, multirun: bool = False):
-    """Everything a run needs, built from ``cfg``; the Runner is returned unstarted."""
+    """Everything a run needs, built from ``cfg``; the Runner is returned unstarted.
+
+    ``trainer.resume=auto`` may choose a checkpoint of a sibling run directory (see
+    :func:`trainkit.core.resume.choose`: only a compatible one): the run then writes there."""
+    import dataclasses
+
     import torch
     from accelerate.utils import set_seed
 
-    from .core.checkpoint import find_resume
-    from .core.config import TRAINER_OPTIONS
+    from .core import resume as resume_io
     from .core.runner import Runner
 
-    t = cfg.trainer
+    tc = trainer_config(cfg)
+    run_config = resolved(cfg)
     work_dir = _same_on_all_ranks(work_dir)
-    resume_path = find_resume(t.resume, work_dir, multirun)
-    if t.resume and resume_path is None:
-        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", t.resume)
-    elif resume_path is not None and resume_path.parent.name == "checkpoints":
-        work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
+    point = resume_io.choose(tc.resume, work_dir, run_config, multirun)
+    if tc.resume and point is None:
+        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", tc.resume)
+    elif point is not None and point.run_dir is not None:
+        work_dir = point.run_dir   # continue writing into the interrupted run's directory
+    if tc.num_threads is not None:
+        torch.set_num_threads(tc.num_threads)
     set_seed(cfg.seed)
     data = build(cfg.data, "data")
     model, optimizer = build_model_and_optimizer(cfg)
     components = build_components(cfg)
     evaluator = build(cfg.evaluator, "evaluator")
-    options = {k: t[k] for k in TRAINER_OPTIONS}
-    options["resume"] = str(resume_path) if resume_path else None
+    tc = dataclasses.replace(tc, resume=str(point.path) if point else None)
     runner = Runner(model, optimizer, data.train, val_data=data.val, evaluator=evaluator, components=components,
                     sinks=list(extra_sinks or []), collate_fn=getattr(data, "collate_fn", None), seed=cfg.seed,
-                    work_dir=work_dir, **options)
+                    work_dir=work_dir, config=tc, run_config=run_config, resume_point=point)
     if runner.is_main:   # the logger hook writes to runner.sinks
-        runner.sinks.extend(tracking_sinks(cfg, runner.work_dir, resume=resume_path is not None))
+        runner.sinks.extend(tracking_sinks(cfg, runner.work_dir, resume=point is not None))
     return runner
 
 

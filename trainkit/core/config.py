@@ -4,12 +4,22 @@
 defaults are the YAML defaults; ``python -m trainkit.train trainer.grad_accum=4``),
 the keyword arguments of :class:`trainkit.core.runner.Runner`
 (``Runner(model, opt, data, grad_accum=4)``), and what the entry point reads.
+
+Every value is checked when a ``TrainerConfig`` is made (``__post_init__``), against the
+field's declared type and the bounds declared with it (``option(default, low=1)``):
+booleans are real booleans (never ``"yes"`` or ``1``), 0 or a negative number never
+means "the default" or "off" (say ``null``), and the error names ``trainer.<field>``,
+the value and what is allowed. The Hydra schema (:mod:`trainkit.config`) is this
+dataclass with its booleans left untyped, so that ``trainer.progress=yes`` reaches this
+check instead of being converted to ``True`` by OmegaConf.
 """
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
-from typing import Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional
+
+from .checks import ConfigError, check_dataclass
 
 
 class MixedPrecision(str, enum.Enum):
@@ -26,28 +36,42 @@ class NonFinite(str, enum.Enum):
     ignore = "ignore"   # step anyway
 
 
+def option(default: Any, *, low: float | None = None, low_open: bool = False, nonempty: bool = False) -> Any:
+    """A field with its bounds: ``low`` (``>= low``, or ``> low`` with ``low_open``) for numbers,
+    ``nonempty`` for strings; checked by :func:`~trainkit.core.checks.check_dataclass`."""
+    return field(default=default, metadata={"low": low, "low_open": low_open, "nonempty": nonempty})
+
+
 @dataclass
 class TrainerConfig:
-    max_epochs: Optional[int] = 10          # give this or max_iters (then max_epochs: null)
-    max_iters: Optional[int] = None         # iteration-based training
-    batch_size: int = 32                    # per process
-    val_batch_size: Optional[int] = None    # null: batch_size
-    num_workers: int = 0                    # DataLoader workers
+    max_epochs: Optional[int] = option(10, low=1)       # give this or max_iters (then max_epochs: null)
+    max_iters: Optional[int] = option(None, low=1)      # iteration-based training
+    batch_size: int = option(32, low=1)                 # per process
+    val_batch_size: Optional[int] = option(None, low=1)   # null: batch_size
+    num_workers: int = option(0, low=0)                 # DataLoader workers (0: load in the main process)
     drop_last: bool = False
-    val_interval: int = 1                   # validate every N epochs
-    grad_accum: int = 1                     # optimizer step every N batches
-    clip_grad: Optional[float] = None       # max global grad norm; null: no clipping
+    val_interval: int = option(1, low=1)                # validate every N epochs
+    grad_accum: int = option(1, low=1)                  # optimizer step every N batches
+    clip_grad: Optional[float] = option(None, low=0, low_open=True)   # max global grad norm; null: no clipping
     mixed_precision: MixedPrecision = MixedPrecision.no   # no | fp16 | bf16
-    checkpoint_interval: int = 1            # keep epoch_<N>.pt every N epochs; last.pt always
-    checkpoint_interval_iters: Optional[int] = None   # also save last.pt (and iter_<N>.pt) every N iterations
-    resume: Optional[str] = None            # auto | PATH
-    log_interval: int = 10                  # a logged row every N iterations (and at epoch ends)
-    nonfinite: NonFinite = NonFinite.error  # error | skip | ignore
-    progress: bool = True                   # progress bar
-    monitor: Optional[str] = None           # metric returned to sweepers, e.g. val/acc
-    print_events: bool = False              # print which handlers fire at each event
-    num_threads: Optional[int] = None       # torch intra-op threads (null: torch's default)
-    find_unused_parameters: bool = False    # DDP: parameters that get no gradient in some steps
+    checkpoint_interval: int = option(1, low=1)         # keep epoch_<N>.pt every N epochs; last.pt always
+    checkpoint_interval_iters: Optional[int] = option(None, low=1)   # also save last.pt (and iter_<N>.pt) every N iterations
+    resume: Optional[str] = option(None, nonempty=True)   # auto | PATH (see docs: which config differences may resume)
+    log_interval: int = option(10, low=1)               # a logged row every N iterations (and at epoch ends)
+    nonfinite: NonFinite = NonFinite.error              # error | skip | ignore
+    max_consecutive_skips: int = option(20, low=1)      # nonfinite=skip: stop after this many skipped steps in a row
+    progress: bool = True                               # progress bar
+    monitor: Optional[str] = option(None, nonempty=True)   # metric returned to sweepers, e.g. val/acc
+    print_events: bool = False                          # print which handlers fire at each event
+    num_threads: Optional[int] = option(None, low=1)    # torch intra-op threads (null: torch's default)
+    find_unused_parameters: bool = False                # DDP: parameters that get no gradient in some steps
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, "trainer")
+        if (self.max_epochs is None) == (self.max_iters is None):
+            raise ConfigError("set exactly one of trainer.max_epochs and trainer.max_iters "
+                              f"(got max_epochs={self.max_epochs}, max_iters={self.max_iters}); "
+                              "for iteration-based training: trainer.max_epochs=null trainer.max_iters=N")
 
 
 TRAINER_OPTIONS = tuple(f.name for f in fields(TrainerConfig))
