@@ -28,7 +28,12 @@ TMP_SUFFIX = ".tmp"
 
 class CheckpointError(ReportedError, ValueError):
     """A checkpoint that cannot be used: unreadable (corrupt, truncated, empty), not trainkit's,
-    or written by a run this one cannot continue. The message names the file and what to do."""
+    or written by a run this one cannot continue. The message names the file and what to do;
+    ``reason`` says what is wrong in a few words."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class DiskFullError(ReportedError, OSError):
@@ -55,21 +60,18 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def link_atomic(src: Path, path: Path) -> Path:
-    """``path`` becomes a second name of the finished checkpoint ``src`` (a hard link, or a copy
-    where the file system has none), atomically: through a temporary name and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    os.close(fd)
-    try:
-        os.unlink(tmp)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            import shutil
+def copy_atomic(src: Path, path: Path) -> Path:
+    """A copy of the finished checkpoint ``src`` at ``path``, written atomically (temporary file,
+    fsync, ``os.replace``). A copy, not a hard link: each name stays an independent file, so a
+    damaged ``last.pt`` leaves its ``epoch_N.pt`` twin intact to fall back to."""
+    import shutil
 
-            shutil.copyfile(src, tmp)
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f, open(src, "rb") as source:
+            shutil.copyfileobj(source, f, 1 << 20)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -114,8 +116,8 @@ def tensor_bytes(obj: Any) -> int:
 
 class CheckpointWriter:
     """Writes a run's checkpoints, ``<directory>/<name>.pt``: one state under several names is
-    serialised once (the first name), the other names are atomic links to it; every write is
-    atomic (:func:`save_atomic`). ``last`` is the newest checkpoint of this run (written, or
+    serialised once (the first name), the other names are atomic copies of that file; every write
+    is atomic (:func:`save_atomic`, :func:`copy_atomic`). ``last`` is the newest checkpoint of this run (written, or
     resumed from), None before the first. A full disk raises :class:`DiskFullError` naming the
     file, the space needed and the previous checkpoint, which is intact.
 
@@ -135,7 +137,7 @@ class CheckpointWriter:
         try:
             save_atomic(state, paths[0])
             for p in paths[1:]:
-                link_atomic(paths[0], p)
+                copy_atomic(paths[0], p)
         except Exception as e:
             if is_disk_full(e):
                 raise self._disk_full(state, paths) from e
@@ -187,15 +189,16 @@ def load(path: str | os.PathLike, key: str = "trainer.resume") -> dict[str, Any]
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:
         size = path.stat().st_size
-        what = "is empty" if size == 0 else f"cannot be read ({size} bytes; {type(e).__name__}: " \
-            f"{str(e).splitlines()[0] if str(e) else ''})"
+        detail = str(e).splitlines()[0] if str(e) else ""
+        what = "is empty" if size == 0 else f"cannot be read ({size} bytes; {type(e).__name__}: {detail})"
         raise CheckpointError(f"{key}: checkpoint {path} {what}: it is truncated or corrupt (a kill or a full "
                               "disk while it was copied?). Resume from another checkpoint of the run "
                               f"(trainer.resume=auto falls back to the newest intact one in {path.parent}), or "
-                              "remove it") from e
+                              "remove it", reason=what) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{key}: {path} is not a trainkit checkpoint (format {FORMAT}); to start from "
-                              "its weights only, load them into the model yourself")
+                              "its weights only, load them into the model yourself",
+                              reason=f"is not a trainkit checkpoint (format {FORMAT})")
     return ckpt
 
 

@@ -261,7 +261,7 @@ def _from_run_dir(run_dir: Path, config: Mapping[str, Any] | None,
         try:
             state = ckpt_io.load(path)
         except (CheckpointError, OSError) as e:
-            damaged.append(f"{path.name}: {str(e).split(': ', 1)[-1]}")
+            damaged.append(f"{path.name} {getattr(e, 'reason', e)}")
             continue
         saved = state.get("config")
         if (saved is None or config is None) and not own:
@@ -269,7 +269,9 @@ def _from_run_dir(run_dir: Path, config: Mapping[str, Any] | None,
         cmp = compare(saved, config)
         if not cmp.compatible:
             return None, [f"{path.name} belongs to another configuration ({'; '.join(cmp.reasons)})"]
-        notes = [(logging.WARNING, f"trainer.resume=auto: {d}; falling back to {path}") for d in damaged]
+        notes = [(logging.WARNING, f"trainer.resume=auto: {run_dir / 'checkpoints' / d} (truncated or corrupt); "
+                                   f"falling back to {path} (iter {state['counters']['iter']}), the newest intact "
+                                   "checkpoint of this run") for d in damaged]
         if saved is None and config is not None:
             notes.append((logging.WARNING, f"trainer.resume=auto: {path} stores no config (an older trainkit); "
                                            "its compatibility with this run is not checked"))
