@@ -81,6 +81,7 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = Non
     from .core.runner import Runner
 
     tc = trainer_config(cfg)
+    check_logger(cfg)
     run_config = resolved(cfg)
     work_dir = _same_on_all_ranks(work_dir)
     point = resume_io.choose(tc.resume, work_dir, run_config, multirun)
@@ -102,6 +103,17 @@ def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = Non
     if runner.is_main:   # the logger hook writes to runner.sinks
         runner.sinks.extend(tracking_sinks(cfg, runner.work_dir, resume=point is not None))
     return runner
+
+
+def check_logger(cfg: DictConfig) -> None:
+    """``logger.wandb``'s values checked before anything is built (the sink is made last)."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    if node is not None:
+        from omegaconf import OmegaConf
+
+        from .sinks.wandb import WandbConfig
+
+        WandbConfig(**OmegaConf.to_container(node, resolve=True))
 
 
 def tracking_sinks(cfg: DictConfig, work_dir: Path, resume: bool) -> list:
