@@ -82,14 +82,13 @@ def install(kind, arg):
             return save(obj, Cut(f) if calls[0] == 2 else f, *a, **k)
         ckpt_io.torch.save = cut_save
     elif kind == "after_epoch_save":
-        write = ckpt_io.CheckpointWriter.save
+        save_all = Runner._save
 
-        def save_then_die(self, state, names):
-            paths = write(self, state, names)
+        def save_then_die(self, *names):
+            save_all(self, *names)
             if any(n.startswith("epoch_") for n in names):
                 die()
-            return paths
-        ckpt_io.CheckpointWriter.save = save_then_die
+        Runner._save = save_then_die
 
 
 def segment(cfg, work_dir, kill):

@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 
 from helpers import same_state
 from trainkit.core import checkpoint as ckpt_io
-from trainkit.core.record import JsonlSink, read_jsonl
+from trainkit.core.record import JsonlSink
 from trainkit.core.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,8 +145,8 @@ KILL_RECIPES = {   # the smallest settings that still exercise each recipe's sta
                                  "trainer.checkpoint_interval_iters=10", "trainer.log_interval=3"]),
     "plateau": (23, ["+recipe=restoration_plateau", "trainer.max_epochs=4", "trainer.batch_size=64",
                      "model.width=8", "model.depth=2", "components.warmup.warmup_iters=10",
-                     "components.plateau.patience=0", "components.plateau.cooldown=0", "components.plateau.threshold=0.5",
-                     "trainer.log_interval=5"]),
+                     "components.plateau.patience=0", "components.plateau.cooldown=0",
+                     "components.plateau.threshold=0.5", "trainer.log_interval=5"]),
     "ema": (23, ["+recipe=byol", "trainer.max_epochs=3", "trainer.val_interval=1", "model.width=8",
                  "model.hidden=32", "model.dim=16", "trainer.log_interval=5"]),
     "grad_accum": (9, ["+recipe=digits_baseline", "trainer.max_epochs=3", "model.width=8", "trainer.grad_accum=3",

@@ -89,17 +89,17 @@ def test_bad_values_from_the_command_line_fail_before_anything_is_built(make_cfg
 
 
 # ------------------------------------------------- argument types of every shipped target
-SHIPPED = [
-    "trainkit.tasks.digits.DigitsCNN", "trainkit.tasks.digits.digits_data", "trainkit.tasks.restoration.DenoiseCNN",
-    "trainkit.tasks.restoration.noisy_digits", "trainkit.tasks.byol.BYOL", "trainkit.tasks.byol.KNNAccuracy",
-    "trainkit.tasks.byol.DigitAugment", "trainkit.tasks.convnext.ConvNeXt", "trainkit.tasks.convnext.ConvNeXtClassifier",
-    "trainkit.tasks.sot.SiamRPN", "trainkit.tasks.sot.tracking_data", "trainkit.tasks.sot.TrackingEvaluator",
-    "trainkit.tasks.sot.BackboneUnfreeze", "trainkit.core.evaluation.MeanOutputs", "trainkit.optim.MomentumEMA",
-    "trainkit.optim.NamedGroups", "trainkit.optim.LayerDecayConstructor", "trainkit.schedules.ReduceLR",
-    "trainkit.schedules.LinearLrInterval", "trainkit.schedules.StepLrUpdater", "trainkit.schedules.CosineAnnealingLrUpdater",
-    "trainkit.schedules.OneCycleLrUpdater", "trainkit.schedules.CyclicMomentumUpdater",
-    "trainkit.schedules.SiameseRPNLrUpdater", "trainkit.schedules.FixedLrUpdater", "torch.optim.SGD", "torch.optim.Adam",
-    "torch.optim.AdamW",
+SHIPPED = [   # every target the recipes name, and the components and constructors trainkit ships
+    *(f"trainkit.tasks.{t}" for t in (
+        "digits.DigitsCNN", "digits.digits_data", "restoration.DenoiseCNN", "restoration.noisy_digits", "byol.BYOL",
+        "byol.KNNAccuracy", "byol.DigitAugment", "convnext.ConvNeXt", "convnext.ConvNeXtClassifier", "sot.SiamRPN",
+        "sot.tracking_data", "sot.TrackingEvaluator", "sot.BackboneUnfreeze")),
+    "trainkit.core.evaluation.MeanOutputs",
+    *(f"trainkit.optim.{t}" for t in ("MomentumEMA", "NamedGroups", "LayerDecayConstructor")),
+    *(f"trainkit.schedules.{t}" for t in (
+        "ReduceLR", "LinearLrInterval", "StepLrUpdater", "CosineAnnealingLrUpdater", "OneCycleLrUpdater",
+        "CyclicMomentumUpdater", "SiameseRPNLrUpdater", "FixedLrUpdater")),
+    "torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW",
 ]
 WRONG = {bool: "yes", int: "3", float: "abc", str: 5}
 
@@ -160,8 +160,9 @@ RANGES = [   # (node, key of the message, the message) — a value in range for 
     ({"_target_": T + "tasks.convnext.ConvNeXt", "stem_patch_size": 0}, "stem_patch_size must be a positive integer"),
     ({"_target_": T + "tasks.convnext.ConvNeXt", "layer_scale_init_value": -1e-6}, "layer_scale_init_value=-1e-06 is"),
     ({"_target_": T + "tasks.convnext.ConvNeXt", "frozen_stages": -1}, "ConvNeXt frozen_stages=-1: must be in 0..4"),
-    ({"_target_": T + "tasks.convnext.ConvNeXtClassifier", "input_size": 0, "backbone": {"_target_": "torch.nn.Identity"},
-      "head": {"_target_": "torch.nn.Identity"}}, "model.input_size must be a positive integer, got 0"),
+    ({"_target_": T + "tasks.convnext.ConvNeXtClassifier", "input_size": 0,
+      "backbone": {"_target_": "torch.nn.Identity"}, "head": {"_target_": "torch.nn.Identity"}},
+     "model.input_size must be a positive integer, got 0"),
     ({"_target_": T + "tasks.sot.SiamRPN", "width": 1}, "model.width must be an integer >= 2, got 1"),
     ({"_target_": T + "tasks.sot.SiamRPN", "template_size": 0}, "model.template_size=0 must be a multiple of 4"),
     ({"_target_": T + "tasks.sot.SiamRPN", "context_amount": -0.5}, "model.context_amount=-0.5 is out of range"),
@@ -215,7 +216,8 @@ RANGES = [   # (node, key of the message, the message) — a value in range for 
 ]
 
 
-@pytest.mark.parametrize("node, message", RANGES, ids=[f"{n['_target_'].rsplit('.', 1)[1]}-{m[:24]}" for n, m in RANGES])
+@pytest.mark.parametrize("node, message", RANGES,
+                         ids=[f"{n['_target_'].rsplit('.', 1)[1]}-{m[:24]}" for n, m in RANGES])
 def test_an_out_of_range_value_is_refused_at_build_naming_it(node, message):
     with pytest.raises(ConfigError) as info:
         build(node, "x")

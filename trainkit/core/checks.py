@@ -153,7 +153,7 @@ def _items_fit(value: list | tuple, origin: Any, args: tuple) -> bool | None:
         answers = [fits(v, a) for v, a in zip(value, args, strict=True)]
     else:
         answers = [fits(v, args[0]) for v in value]
-    return False if False in answers else True
+    return False not in answers
 
 
 def describe(hint: Any) -> str:

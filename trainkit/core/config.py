@@ -55,8 +55,8 @@ class TrainerConfig:
     clip_grad: Optional[float] = option(None, low=0, low_open=True)   # max global grad norm; null: no clipping
     mixed_precision: MixedPrecision = MixedPrecision.no   # no | fp16 | bf16
     checkpoint_interval: int = option(1, low=1)         # keep epoch_<N>.pt every N epochs; last.pt always
-    checkpoint_interval_iters: Optional[int] = option(None, low=1)   # also save last.pt (and iter_<N>.pt) every N iterations
-    resume: Optional[str] = option(None, nonempty=True)   # auto | PATH (see docs: which config differences may resume)
+    checkpoint_interval_iters: Optional[int] = option(None, low=1)   # also last.pt + iter_<N>.pt every N iterations
+    resume: Optional[str] = option(None, nonempty=True)   # auto | PATH (README: what may differ on resume)
     log_interval: int = option(10, low=1)               # a logged row every N iterations (and at epoch ends)
     nonfinite: NonFinite = NonFinite.error              # error | skip | ignore
     max_consecutive_skips: int = option(20, low=1)      # nonfinite=skip: stop after this many skipped steps in a row
