@@ -14,7 +14,7 @@ from torch.utils.data import TensorDataset
 
 from helpers import same_state
 from trainkit.core import checkpoint as ckpt_io
-from trainkit.core.record import JsonlSink
+from trainkit.core.record import JsonlSink, read_jsonl
 from trainkit.core.runner import Runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,3 +184,64 @@ def test_kill_9_at_seeded_moments_then_resume_equals_the_uninterrupted_run(tmp_p
         assert (cut / "config.yaml").read_text() != "" and (cut / "config.resume-4.yaml").exists()
     plateau = ckpt_io.load(tmp_path / "plateau" / "full" / "run" / "checkpoints" / "last.pt")
     assert plateau["components"]["plateau"]["reductions"] >= 1   # the reducer's state really mattered
+
+
+def test_a_resumed_wandb_segment_holds_exactly_the_rows_metrics_jsonl_gains(make_cfg, tmp_path, monkeypatch):
+    """Offline W&B, interrupted after rows past its last checkpoint (an epoch end, whose validation
+    row shares its step with the next iteration's): the resumed segment (same run id) logs exactly
+    the rows metrics.jsonl gains after the resume; the interrupted one keeps what it logged, with
+    the values the uninterrupted run has."""
+    from wandb_file import read_run
+
+    home = tmp_path / "wandb_home"
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("WANDB_DIR", raising=False)
+    common = ["+recipe=digits_baseline", "model.width=8", "trainer.max_epochs=2", "trainer.progress=false",
+              "trainer.log_interval=4", "logger.wandb.mode=offline", "logger.wandb.log_planned_schedule=false"]
+    from trainkit.cli.train import run_config
+
+    step = Runner._train_step
+
+    def interrupted_at_30(self, batch, sync):
+        if self.iter == 30:
+            raise KeyboardInterrupt
+        return step(self, batch, sync)
+
+    monkeypatch.setattr(Runner, "_train_step", interrupted_at_30)
+    with pytest.raises(KeyboardInterrupt):
+        run_config(make_cfg(*common), tmp_path)
+    kept = ckpt_io.load(tmp_path / "checkpoints" / "last.pt")["record"]["rows"]
+    monkeypatch.setattr(Runner, "_train_step", step)
+    run_config(make_cfg(*common, "trainer.resume=auto"), tmp_path)
+
+    def finished(path):
+        import time
+
+        deadline = time.monotonic() + 30
+        while (run := read_run(path)).exit_code is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return run
+
+    files = sorted((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+    first, second = (finished(f) for f in files)
+    assert first.run_id == second.run_id and (first.exit_code, second.exit_code) == (255, 0)
+    jsonl = read_jsonl(tmp_path / "metrics.jsonl")
+
+    def merged(rows):   # W&B merges the rows of one step into one
+        out = {}
+        for r in rows:
+            out.setdefault(r["step"], {}).update({k: v for k, v in r.items() if k not in ("step", "epoch")})
+        return out
+
+    def history(run):
+        skip = ("epoch", "trainer/global_step")
+        return {h["_step"]: {k: v for k, v in h.items() if not k.startswith("_") and k not in skip}
+                for h in run.history}
+
+    assert history(second) == merged(jsonl[kept:])
+    assert set(history(first)) == {3, 7, 11, 15, 19, 22, 23, 27}   # 23: validation and iteration 23
+    final = merged(jsonl)
+    for s, row in history(first).items():   # what the interrupted segment logged: the final values
+        assert all(final[s][k] == v for k, v in row.items()), s

@@ -101,9 +101,6 @@ SHIPPED = [   # every target the recipes name, and the components and constructo
         "CyclicMomentumUpdater", "SiameseRPNLrUpdater", "FixedLrUpdater")),
     "torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW",
 ]
-WRONG = {bool: "yes", int: "3", float: "abc", str: 5}
-
-
 def wrong_value(hint):
     """A value of the wrong type for ``hint`` (None when no config value is wrong for it)."""
     for candidate in ("yes", "3", 2.5, 5, [1], {"a": 1}, True):
