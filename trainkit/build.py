@@ -61,10 +61,10 @@ def trainer_config(cfg: DictConfig):
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
-    """The run's resolved config as plain data: what ``config.yaml`` and every checkpoint store."""
+    """The run's resolved config as plain data (enums as their names): what every checkpoint stores."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
 
 
 def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = None, multirun: bool = False):

@@ -112,7 +112,6 @@ class Runner:
         self.resume_point = resume_point
         self.checkpoints = ckpt_io.CheckpointWriter(self.work_dir / "checkpoints")
         self.max_consecutive_skips = cfg.max_consecutive_skips
-        self.started = False   # True once the first iteration may run (every check before it passed)
 
         self.dry_run = dry_run
         if (train_data is None) == (train_loader is None):
@@ -200,7 +199,6 @@ class Runner:
         if state is not None and start_iter >= self.max_iters and self.is_main:
             log.info("the checkpoint is at the end of this run (iter %d of %d): nothing to train", start_iter,
                      self.max_iters)
-        self.started = True
         bar = self._progress_bar()
         try:
             while self.epoch < self.max_epochs and self.iter < self.max_iters:

@@ -103,6 +103,7 @@ class WandbSink:
     def _start(self, mode: str, init_args: dict, settings: dict[str, Any]) -> None:
         import wandb
 
+        base_url = settings.get("base_url")   # given in logger.wandb.settings, else the environment's
         try:
             settings = wandb.Settings(**settings)
         except Exception as e:   # pydantic's ValidationError lists each bad key
@@ -119,7 +120,7 @@ class WandbSink:
                 if m == "online":
                     if not _has_credentials(wandb):
                         raise RuntimeError("no W&B API key (set WANDB_API_KEY or run `wandb login`)")
-                    _probe_server(wandb, min(PROBE_TIMEOUT, float(settings.init_timeout)))
+                    _probe_server(wandb, base_url, min(PROBE_TIMEOUT, float(settings.init_timeout)))
                 self.run = wandb.init(mode=m, settings=settings, **init_args)
                 self.mode = m
                 break
@@ -289,12 +290,13 @@ def _no_client_analytics() -> None:
         pass
 
 
-def _probe_server(wandb, timeout: float) -> None:
-    """Raise ``ConnectionError`` unless a TCP connection to W&B's server (``base_url``) opens within
-    ``timeout`` seconds: a refused or silent server then costs at most ``timeout``, not wandb's
+def _probe_server(wandb, base_url: Optional[str], timeout: float) -> None:
+    """Raise ``ConnectionError`` unless a TCP connection to W&B's server opens within ``timeout``
+    seconds: a refused or unreachable server then costs at most ``timeout``, not wandb's
     ``init_timeout`` plus its retries. The name lookup runs in a daemon thread, so a hanging DNS
-    query is bounded too."""
-    url = str(wandb.setup().settings.base_url)
+    query is bounded too. The server: ``base_url`` (from ``logger.wandb.settings``), else
+    ``WANDB_BASE_URL`` as wandb.init reads it now, else wandb's configured default."""
+    url = str(base_url or os.environ.get("WANDB_BASE_URL") or wandb.setup().settings.base_url)
     parts = urlsplit(url)
     host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
     if not host:
