@@ -51,7 +51,12 @@ class JsonlSink:
         self.flush_every = flush_every
 
     def log(self, row: dict[str, Any], step: int) -> None:
-        self._fh.write(json.dumps(_finite_or_null({"step": step, **row}), default=_jsonable) + "\n")
+        row = {"step": step, **row}
+        try:   # the common case costs one dumps; a non-finite value raises and is written as null
+            line = json.dumps(row, default=_jsonable, allow_nan=False)
+        except ValueError:
+            line = json.dumps(_finite_or_null(row), default=_jsonable)
+        self._fh.write(line + "\n")
         self.rows += 1
         self._pending += 1
         if self._pending >= self.flush_every:

@@ -71,8 +71,11 @@ class Difference:
     kind: str
 
     def __str__(self) -> str:
-        show = lambda v: "(absent)" if v is MISSING else repr(v)   # noqa: E731
-        return f"{self.key}: {show(self.old)} -> {show(self.new)}"
+        return f"{self.key}: {_show(self.old)} -> {_show(self.new)}"
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is MISSING else repr(value)
 
 
 @dataclass
@@ -145,15 +148,18 @@ def _length_reasons(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     new = {k: b.get(k) for k in LENGTH_KEYS}
     if old == new:
         return []
-    unit = lambda d: "epochs" if d["trainer.max_epochs"] is not None else "iterations"   # noqa: E731
-    if unit(old) != unit(new):
-        return [f"the run length is in {unit(new)} here but in {unit(old)} in the checkpoint "
+    if _unit(old) != _unit(new):
+        return [f"the run length is in {_unit(new)} here but in {_unit(old)} in the checkpoint "
                 f"({_length(old)} -> {_length(new)})"]
-    key = "trainer.max_epochs" if unit(old) == "epochs" else "trainer.max_iters"
+    key = "trainer.max_epochs" if _unit(old) == "epochs" else "trainer.max_iters"
     if isinstance(old[key], int) and isinstance(new[key], int) and new[key] < old[key]:
         return [f"{key}={new[key]} is shorter than the checkpoint's run ({old[key]}); a run may be extended "
                 "on resume, not shortened"]
     return []
+
+
+def _unit(lengths: dict[str, Any]) -> str:
+    return "epochs" if lengths["trainer.max_epochs"] is not None else "iterations"
 
 
 def _length(d: dict[str, Any]) -> str:

@@ -125,18 +125,23 @@ class KNNAccuracy:
         self._random_acc: float | None = None
 
     def metric_names(self, runner) -> list[str]:
-        """The names :meth:`__call__` returns."""
+        """The names :meth:`__call__` returns (and ``features`` checked to name a part of the model)."""
+        self._features(runner)
         return [f"{self.prefix}knn_acc"] + ([f"{self.prefix}knn_acc_random_init"] if self.random_init else [])
 
-    def __call__(self, runner) -> dict[str, float]:
-        if runner.val_loader is None:
-            raise ValueError("an evaluator is set but the data has no validation split (data.val)")
+    def _features(self, runner) -> torch.nn.Module:
         net = runner.unwrapped_model
         for part in self.features.split("."):
             if not hasattr(net, part):
                 raise ValueError(f"KNNAccuracy: the model ({type(runner.unwrapped_model).__name__}) has no "
-                                 f"{self.features!r} (features={self.features!r})")
+                                 f"{self.features!r} (evaluator.features={self.features!r})")
             net = getattr(net, part)
+        return net
+
+    def __call__(self, runner) -> dict[str, float]:
+        if runner.val_loader is None:
+            raise ValueError("an evaluator is set but the data has no validation split (data.val)")
+        net = self._features(runner)
         bank, queries, device = runner.train_loader.dataset, runner.val_loader.dataset, runner.accelerator.device
         out = {f"{self.prefix}knn_acc": self.accuracy(net, bank, queries, device)}
         if self.random_init:
