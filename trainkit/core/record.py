@@ -76,7 +76,7 @@ class JsonlSink:
         ``metrics.superseded.jsonl``. ``keep(0)`` clears the file for a fresh start. Returns how
         many lines moved."""
         lines = _complete_lines(self.path, partial=True)
-        if len(lines) < rows:
+        if 0 < len(lines) < rows:   # (empty: a run resumed from another directory's checkpoint starts it)
             log.warning("%s holds %d rows but the checkpoint recorded %d: rows were removed from it since",
                         self.path, len(lines), rows)
         return self._split(lines[:rows], lines[rows:])
