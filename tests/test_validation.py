@@ -280,9 +280,9 @@ def test_a_metric_name_no_evaluator_reports_fails_before_the_first_iteration(mak
     assert iterations == [] and torch.equal(torch.get_rng_state(), rng)   # the probe draws no random number
 
 
-def tiny_runner(evaluator, model, ds, **kw):
+def tiny_runner(evaluator, model, ds, work_dir):
     return Runner(model, torch.optim.SGD(model.parameters(), lr=0.1), ds, val_data=ds, evaluator=evaluator,
-                  max_epochs=1, batch_size=4, progress=False, dry_run=False, **kw)
+                  max_epochs=1, batch_size=4, progress=False, work_dir=work_dir)
 
 
 @pytest.mark.parametrize("recipe", ["digits_baseline", "byol", "restoration_plateau"])
@@ -337,7 +337,7 @@ def test_a_bad_value_is_one_short_error_and_hydra_full_error_shows_the_traceback
     assert "Traceback" in full.stderr and "trainer.num_workers=-1 is not valid" in full.stderr
 
 
-def test_a_dataset_of_tensors_probe_restores_the_rng_and_train_mode():
+def test_the_mean_outputs_probe_restores_the_rng_and_train_mode(tmp_path):
     from trainkit.core.evaluation import MeanOutputs
 
     class Drop(torch.nn.Module):
@@ -350,7 +350,7 @@ def test_a_dataset_of_tensors_probe_restores_the_rng_and_train_mode():
             return {"loss": y.pow(2).mean(), "noise": torch.rand(()), "vec": y.detach()}
 
     ds = TensorDataset(torch.randn(8, 3))
-    runner = tiny_runner(MeanOutputs(), Drop(), ds)
+    runner = tiny_runner(MeanOutputs(), Drop(), ds, tmp_path)
     runner.unwrapped_model.train()
     state = torch.get_rng_state()
     assert MeanOutputs().metric_names(runner) == ["val/loss", "val/noise"]

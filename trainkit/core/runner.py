@@ -502,12 +502,8 @@ class Runner:
     def _load_weights(self, path: Path, state: dict[str, Any]) -> None:
         """Model, optimizer and scaler from ``state``; a checkpoint of another model or optimizer is a
         :class:`~trainkit.core.checkpoint.CheckpointError` naming the file and the first differences."""
-        mine = self.unwrapped_model.state_dict()
         theirs = state["model"]
-        problems = [f"missing {k}" for k in mine if k not in theirs][:3] + \
-            [f"unexpected {k}" for k in theirs if k not in mine][:3] + \
-            [f"{k}: shape {tuple(theirs[k].shape)} in the checkpoint, {tuple(v.shape)} here" for k, v in mine.items()
-             if k in theirs and hasattr(v, "shape") and hasattr(theirs[k], "shape") and v.shape != theirs[k].shape][:3]
+        problems = _state_differences(self.unwrapped_model.state_dict(), theirs)
         if problems:
             raise ckpt_io.CheckpointError(f"trainer.resume: {path} holds another model ({'; '.join(problems)}); "
                                           "resume with the model it was written with, or start a new run")
@@ -543,6 +539,18 @@ class Runner:
         else:
             post["lr"] = f"{groups[0]['lr']:.3g}"
         return post
+
+
+def _state_differences(mine: Mapping[str, Any], theirs: Mapping[str, Any], first: int = 3) -> list[str]:
+    """The first missing, unexpected and differently shaped keys of a checkpoint's model state."""
+    return ([f"missing {k}" for k in mine if k not in theirs][:first]
+            + [f"unexpected {k}" for k in theirs if k not in mine][:first]
+            + [f"{k}: shape {_shape(theirs[k])} in the checkpoint, {_shape(v)} here"
+               for k, v in mine.items() if k in theirs and _shape(v) != _shape(theirs[k])][:first])
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(getattr(value, "shape", ()))
 
 
 class _SingleProcess:
