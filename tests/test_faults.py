@@ -161,7 +161,14 @@ def wandb_env(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")   # nothing listens: refused at once
     monkeypatch.setenv("WANDB_ERROR_REPORTING", "false")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    return monkeypatch
+    yield monkeypatch
+    import wandb   # forget the fake API key: wandb keeps the session's credentials process-wide
+
+    with contextlib.suppress(Exception):
+        from wandb.sdk.lib import wbauth
+
+        wbauth.unauthenticate_session()
+    wandb.teardown()
 
 
 def test_an_unreachable_server_costs_seconds_not_the_init_timeout(tmp_path, wandb_env, caplog):
