@@ -1,6 +1,9 @@
 """``python -m trainkit.schedule +recipe=NAME [overrides] [options]``: a recipe's schedule,
 previewed without training (:func:`trainkit.schedules.preview.preview`).
 
+``--help`` (``-h``) prints this text. A bad value is one short error naming the key
+(``HYDRA_FULL_ERROR=1`` shows the traceback).
+
 Options (besides Hydra overrides)::
 
     [out=DIR] [format=csv|json] [iters_per_epoch=N | num_processes=N]
@@ -52,6 +55,32 @@ def _positive_int(key: str, text: str) -> int:
     return value
 
 
+USAGE = __doc__
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The command: ``--help`` prints the usage; a bad value (or override) prints one short error
+    on stderr and returns 2 (``HYDRA_FULL_ERROR=1`` re-raises it with its traceback)."""
+    import os
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE.strip())
+        return 0
+    try:
+        main(args)
+    except (ValueError, TypeError, FileNotFoundError, HydraException, OmegaConfBaseException) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        cause = f"\n{e.__cause__}" if isinstance(e.__cause__, OmegaConfBaseException) else ""
+        print(f"Error: {e}{cause}\n(HYDRA_FULL_ERROR=1 shows the traceback; --help shows the usage)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -65,6 +94,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         cfg = compose(config_name="config", overrides=overrides)
     if OmegaConf.is_missing(cfg, "model"):
         raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
+    t = B.trainer_config(cfg)   # the trainer's values checked as for training
     t0 = time.perf_counter()
     groups = B.groups_from_config(cfg)
     if "iters_per_epoch" in ours and "num_processes" in ours:
@@ -73,7 +103,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ipe = _positive_int("iters_per_epoch", ours["iters_per_epoch"]) if "iters_per_epoch" in ours \
         else B.iters_per_epoch_from_config(cfg, world)
     components, skipped = B.schedule_components(cfg)
-    t = cfg.trainer
     n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval, t.val_begin)
     spec = ours.get("metric_trace", (cfg.extra or {}).get("metric_trace"))
     trace = None if spec is None else trace_from_spec(spec, monitored_metrics(components), n_val)
@@ -107,4 +136,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core.checks import is_int, number, positive_int
+from ..core.checks import boolean, is_int, number, positive_int
 from ..core.events import Priority
 from .updater import write_lrs
 
@@ -38,7 +38,7 @@ class LinearLrInterval:
         if not is_int(begin) or begin < 0:
             raise ValueError(f"begin must be a non-negative integer, got {begin!r}")
         self.interval = positive_int("interval", interval)
-        self.begin, self.end, self.by_epoch = begin, end, bool(by_epoch)
+        self.begin, self.end, self.by_epoch = begin, end, boolean("by_epoch", by_epoch)
         if end is not None:
             self._check_end(end)
         self.base: list[float] = []

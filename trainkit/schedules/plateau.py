@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ..core.checks import check_choice, every_n, integer, number
+from ..core.checks import boolean, check_choice, every_n, integer, number
 from ..core.events import Priority
 from .updater import LR_FACTOR, SCHEDULED_LR
 
@@ -70,7 +70,7 @@ class ReduceLR:
         self.eps = number("eps", eps, low=0.0)
         self.begin = integer("begin", begin, 0)
         self.end = None if end is None else integer("end", end, self.begin + 1)
-        self.by_epoch = bool(by_epoch)
+        self.by_epoch = boolean("by_epoch", by_epoch)
         if val_metric is not None and (not isinstance(val_metric, str) or not val_metric):
             raise ValueError(f"val_metric must be a metric name (e.g. 'val/psnr') or null, got {val_metric!r}")
         self.val_metric = val_metric
