@@ -37,7 +37,7 @@ def test_every_checkpoint_stores_the_resolved_config(make_cfg, tmp_path):
     cfg = make_cfg(*SMALL, "trainer.checkpoint_interval_iters=20")
     run_config(cfg, tmp_path)
     files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert files == ["epoch_1.pt", "epoch_2.pt", "iter_20.pt", "iter_40.pt", "last.pt"]
+    assert files == ["epoch_1.pt", "epoch_2.pt", "iter_40.pt", "last.pt"]   # the newest iter_*.pt is kept
     for name in files:
         state = ckpt_io.load(tmp_path / "checkpoints" / name)
         assert state["config"] == resolved(cfg) and state["config"]["model"]["width"] == 8

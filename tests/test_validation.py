@@ -45,6 +45,12 @@ BAD_TRAINER = {   # every field of TrainerConfig: values that must be refused, n
     "print_events": ["no", 0],
     "num_threads": [0, -1, "4"],               # 0 never means "torch's default": that is null
     "find_unused_parameters": ["true", 1],
+    "val_begin": [0, -1, "2", True],
+    "checkpoint": ["yes", 3],
+    "load_from": ["", 3],
+    "load_from_prefix": ["backbone", 3, {"backbone": 1}],
+    "load_from_strict": ["yes", 1],
+    "dist_timeout": [0, -1, "300", True, float("nan"), float("inf")],
 }
 
 

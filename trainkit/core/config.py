@@ -16,6 +16,7 @@ check instead of being converted to ``True`` by OmegaConf.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
@@ -55,14 +56,12 @@ class CheckpointConfig:
     """Which checkpoint files a run keeps (``trainer.checkpoint.*``; when they are taken:
     ``trainer.checkpoint_interval`` and ``checkpoint_interval_iters``). See docs/checkpoints.md."""
 
-    max_keep: Optional[int] = option(None, low=0)   # newest N epoch_*.pt / iter_*.pt together (0: none); null:
-    #                                     every epoch_*.pt and only the newest iter_*.pt. last.pt and best never go
-    save_best: Optional[str] = option(None, nonempty=True)   # validation metric, e.g. val/acc: best.pt holds the best
+    max_keep: Optional[int] = None      # newest N epoch_*.pt / iter_*.pt together (0: none); null: every
+    #                                     epoch_*.pt and only the newest iter_*.pt. last.pt and best are never deleted
+    save_best: Optional[str] = None     # validation metric, e.g. val/acc: best.pt holds the best validation so far
     rule: Optional[Rule] = None         # greater | less; null: inferred from the metric's name (mmengine's keys)
-    top_k: int = option(1, low=1)       # > 1: also keep the k best as best_epoch_<N>.pt (best.pt links the first)
-
-    def __post_init__(self) -> None:
-        check_dataclass(self, "trainer.checkpoint")
+    top_k: int = 1                      # > 1: also keep the k best as best_epoch_<N>.pt (best.pt links the first)
+    # (checked, with messages naming each key, by trainkit.core.checkpoint.CheckpointManager)
 
 
 @dataclass
@@ -98,6 +97,13 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         check_dataclass(self, "trainer")
+        if not math.isfinite(self.dist_timeout):
+            raise ConfigError(f"trainer.dist_timeout={self.dist_timeout!r} is not valid; allowed: a finite number > 0")
+        prefix = self.load_from_prefix
+        if prefix is not None and not (isinstance(prefix, Mapping) and all(isinstance(x, str) for kv in prefix.items()
+                                                                          for x in kv)):
+            raise ConfigError(f"trainer.load_from_prefix={prefix!r} is not valid; allowed: a map of module names "
+                              "(file module: model module), e.g. {backbone: backbone} or {.: backbone}, or null")
         if (self.max_epochs is None) == (self.max_iters is None):
             raise ConfigError("set exactly one of trainer.max_epochs and trainer.max_iters "
                               f"(got max_epochs={self.max_epochs}, max_iters={self.max_iters}); "
