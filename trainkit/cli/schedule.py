@@ -17,7 +17,6 @@ The components previewed are those that declare ``writes_param_groups = True``.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from collections.abc import Sequence
 from .. import build as B
 from .. import config as C
 from ..schedules.preview import (_preview, _reductions, monitored_metrics, plot, trace_from_spec, validations,
-                                 write_csv)
+                                 write_csv, write_json)
 
 OPTIONS = ("out", "format", "iters_per_epoch", "num_processes", "metric_trace")
 
@@ -81,10 +80,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
     out.mkdir(parents=True, exist_ok=True)
     table = out / f"schedule.{fmt}"
-    if fmt == "csv":
-        write_csv(rows, table)
-    else:
-        table.write_text(json.dumps(rows))
+    (write_csv if fmt == "csv" else write_json)(rows, table)
     metrics = None
     if trace:
         val_iters = [min((j + 1) * t.val_interval * ipe, len(rows)) for j in range(n_val)]
