@@ -295,7 +295,7 @@ def resolve(spec: Spec, run: Run, groups: list[dict], names: list[str]) -> Membe
     reach = run.steps(by_epoch, spec.is_plateau)
     last_t = min(end - 1, reach) - begin     # the last in-window step the run takes (< 0: none)
     _warn_reach(spec, run, by_epoch, begin, end, reach)
-    rule, resolved = _rule(spec, a, run, begin, end, last_t, len(groups), groups)
+    rule, resolved = _rule(spec, a, run, by_epoch, begin, end, last_t, len(groups), groups)
     args = (spec, target, by_epoch, begin, end, rule, resolved)
     if spec.family == "ReduceOnPlateau":
         return PlateauMember(*args, decision=resolved.pop("decision"), factor=a["factor"],
@@ -362,9 +362,12 @@ def _warn_reach(spec: Spec, run: Run, by_epoch: bool, begin: int, end: int, reac
              "it never acts")
 
 
-def _rule(spec: Spec, a: dict[str, Any], run: Run, begin: int, end: int, last_t: int, n: int,
+def _rule(spec: Spec, a: dict[str, Any], run: Run, by_epoch: bool, begin: int, end: int, last_t: int, n: int,
           groups: list[dict]) -> tuple[Any, dict[str, Any]]:
+    """The recurrence and the derived values; ``last_t``: the last step the run takes in the window (the one
+    after the run's last iteration / epoch included: mmengine takes it too, though nothing uses its value)."""
     f, span = spec.family, end - begin
+    last_used = min(last_t, run.steps(by_epoch, spec.is_plateau) - 1 - begin)
     if f == "Step":
         if a["step_size"] != int(a["step_size"]):
             warn(f"{spec.label}: step_size={a['step_size']} is not a whole number of steps: the value changes only "
@@ -389,16 +392,17 @@ def _rule(spec: Spec, a: dict[str, Any], run: Run, begin: int, end: int, last_t:
     if f == "OneCycle":
         return _onecycle(spec, a, span, last_t, n, groups)
     if f == "CosineRestart":
-        if last_t >= sum(a["periods"]):
-            warn(f"{spec.label}: the periods {a['periods']} end at step {sum(a['periods'])} of its window but the run "
-                 f"goes on to step {last_t}: from there the value stays where the last period left it")
+        if last_used >= sum(a["periods"]):
+            warn(f"{spec.label}: the periods {a['periods']} cover steps 0..{sum(a['periods']) - 1} of its window, the "
+                 f"run uses steps up to {last_used}: from step {sum(a['periods'])} on the value stays where the last "
+                 "period left it (mmengine; mmcv would refuse)")
         return R.CosineRestart(tuple(a["periods"]), tuple(a["restart_weights"]), a["eta_min"],
                                a["eta_min_ratio"]), {"periods": a["periods"]}
     if f == "LinearInterval":
         if span // a["interval"] == 0:
             raise spec.error(f"interval={a['interval']} is longer than the window end - begin = {span} "
                              "(mmagic divides by (end - begin) // interval)")
-        return R.LinearInterval(a["start_factor"], a["end_factor"], begin, end, a["interval"], by_epoch_of(spec)), {}
+        return R.LinearInterval(a["start_factor"], a["end_factor"], begin, end, a["interval"], by_epoch), {}
     if f == "ReduceLR":
         decision = PlateauRule(a["mode"], a["threshold"], a["threshold_mode"], a["patience"], a["cooldown"])
         return ReduceLRRule(decision, a["factor"], a["min_lr"], a["eps"]), {}
@@ -411,11 +415,6 @@ def _rule(spec: Spec, a: dict[str, Any], run: Run, begin: int, end: int, last_t:
     decision = PlateauRule(mode, a["threshold"], a["threshold_rule"], a["patience"], a["cooldown"],
                            worse=INF if mode == "min" else -INF)
     return None, {"decision": decision, "min_values": list(mv) if isinstance(mv, list) else [mv] * n}
-
-
-def by_epoch_of(spec: Spec) -> bool:
-    """The progress counter mmagic's LinearLrInterval reads: epochs only if by epoch and not converted."""
-    return spec.by_epoch and not spec.convert
 
 
 def _warn_len1(spec: Spec, span: int, what: str) -> None:
