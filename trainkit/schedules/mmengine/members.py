@@ -390,7 +390,7 @@ def _rule(spec: Spec, a: dict[str, Any], run: Run, by_epoch: bool, begin: int, e
     if f == "Poly":
         return R.Poly(a["eta_min"], a["power"], span - 1), {"total_iters": span - 1}
     if f == "OneCycle":
-        return _onecycle(spec, a, span, last_t, n, groups)
+        return _onecycle(spec, a, span, last_t, last_used, n, groups)
     if f == "CosineRestart":
         if last_used >= sum(a["periods"]):
             warn(f"{spec.label}: the periods {a['periods']} cover steps 0..{sum(a['periods']) - 1} of its window, the "
@@ -422,7 +422,7 @@ def _warn_len1(spec: Spec, span: int, what: str) -> None:
         warn(f"{spec.label}: a window of one step (end - begin = 1) {what}, as in mmengine")
 
 
-def _onecycle(spec: Spec, a: dict[str, Any], span: int, last_t: int, n: int,
+def _onecycle(spec: Spec, a: dict[str, Any], span: int, last_t: int, last_used: int, n: int,
               groups: list[dict]) -> tuple[Any, dict[str, Any]]:
     total = a["total_steps"] if a["total_steps"] is not None else span
     if total != int(total) or total <= 0:
@@ -452,8 +452,8 @@ def _onecycle(spec: Spec, a: dict[str, Any], span: int, last_t: int, n: int,
         raise spec.error(f"total_steps={total} but the run steps it {last_t + 1} times (steps 0..{last_t} of its "
                          f"window [{spec.begin}, ...)): mmengine raises ValueError 'Tried to step {total + 2} times' "
                          "there; make total_steps cover the window")
-    if last_t == total:
-        warn(f"{spec.label}: the run takes step {total} = total_steps, past the cycle's end: mmengine extrapolates "
+    if last_used >= total:
+        warn(f"{spec.label}: the run uses step {total} = total_steps, past the cycle's end: mmengine extrapolates "
              "the last phase there (pct > 1)")
     _check_phases(spec, phases, last_t)
     anneal = R.anneal_cos if a["anneal_strategy"] == "cos" else R.anneal_linear
