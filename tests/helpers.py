@@ -36,3 +36,16 @@ def isolated_env(tmp, root):
                WANDB_CACHE_DIR=str(home / "cache"), WANDB_DATA_DIR=str(home / "data"),
                XDG_CACHE_HOME=str(home / "xdg"))
     return env
+
+
+class KillAt:
+    """``kill -9`` of its own process before iteration ``at`` (no cleanup, no exception handlers run):
+    an interruption at a known point, for resume tests run in a child process."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def before_iter(self, runner):
+        if runner.iter == self.at:
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -357,7 +357,8 @@ def _reductions(checks: list[dict[str, Any]]) -> list[str]:
             factors = ", ".join(f"{k.rsplit('/', 1)[1]} x{v:.4g}" for k, v in c.items()
                                 if k.startswith("plateau/factor/"))
             lines.append(f"  reduction {n} at the check after epoch {c['epoch']} (iter {c['iter']}): "
-                         f"value {c['plateau/value']:.6g}, best {c['plateau/best']:.6g} -> {factors}")
+                         f"value {c['plateau/value']:.6g}, best {c['plateau/best']:.6g}"
+                         + (f" -> {factors}" if factors else ""))
         seen = n
     return lines
 
