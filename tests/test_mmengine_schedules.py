@@ -25,7 +25,8 @@ P = "trainkit.schedules.param_scheduler"
 # trainkit refuses these configs (issue 13's bad-input rules); test_the_fixes_... shows the suggested rewrite
 REFUSED = {"MultiStepLR_dup_milestone_epoch", "MultiStepLR_dup_milestone_iter", "MultiStepLR_nonincreasing_epoch",
            "MultiStepLR_nonincreasing_iter", "MultiStepMomentum_iter_SGD", "MultiStepMomentum_iter_Adam"}
-NEEDS_LOSS = {"mmagic_ReduceLR_train_loss_by_iter"}       # a preview has no training loss: real run below
+# a preview has no training loss: these run in real training below
+NEEDS_LOSS = {"mmagic_ReduceLR_train_loss_by_iter", "mmagic_ReduceLR_train_loss_by_epoch_with_StepLR"}
 VALUE_CASES = sorted(n for n, c in CASES.items() if "error" not in c and n not in REFUSED | NEEDS_LOSS)
 
 
@@ -211,7 +212,10 @@ RUNNER_CASES = ["runner_epoch_chain_hidden_group", "runner_iter_based_loop", "ru
                 "mmagic_ReduceLR_train_loss_by_iter",
                 "OneCycleLR_with_CosineAnnealingMomentum_Adam", "CosineAnnealingParamScheduler_weight_decay_iter",
                 "StepParamScheduler_weight_decay_convert", "ReduceOnPlateauMomentum_Adam",
-                "mmagic_LinearLrInterval_begin10_mmagic_style", "PolyMomentum_iter_Adam"]
+                "mmagic_LinearLrInterval_begin10_mmagic_style", "PolyMomentum_iter_Adam",
+                "mmagic_ReduceLR_train_loss_by_epoch_with_StepLR", "chain_ConstantLR_then_OneCycle_window_iter",
+                "iter_based_loop_converted_windows", "mmagic_LinearLR_warmup_then_LinearLrInterval_iter",
+                "mmagic_ReduceLR_val_interval2_offbyone", "chain_generic_weight_decay_Poly_Exponential"]
 
 
 @QUIET

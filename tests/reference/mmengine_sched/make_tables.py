@@ -10,7 +10,8 @@ A few cases are re-run through a real ``mmengine.runner.Runner`` and
 compared value-for-value.
 
 Run:  /work/ref/venv/bin/python make_tables.py   [--no-runner]
-Writes tables.json next to this file.
+Writes tables.json next to this file (156 cases; reduce_tables.py keeps what the tests read).
+Versions: mmengine(-lite) 0.10.7, mmagic 1.2.0 (see README.md), torch 2.13.0+cpu, python 3.11.7.
 """
 import copy
 import json
@@ -729,6 +730,85 @@ for name, scheds, kw in E9:
     add(name, scheds, opt=opt, L=kw.pop('L', 3), E=kw.pop('E', 3),
         section=S, **kw)
 
+# ---- X. more coverage (added for trainkit issue 13: every class windowed / chained / converted) ----
+S = 'X-coverage'
+add('chain_Constant_Exponential_windows_epoch',
+    [dict(type='ConstantLR', factor=0.5, begin=1, end=4),
+     dict(type='ExponentialLR', gamma=0.9, begin=2, end=5)], E=6, section=S)
+add('chain_LinearLR_then_CosineRestart_window_iter',
+    [dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=5),
+     dict(type='CosineRestartLR', periods=[6, 6], restart_weights=[1, 0.6],
+          eta_min_ratio=0.05, by_epoch=False, begin=5)], section=S)
+add('chain_ConstantLR_then_OneCycle_window_iter',
+    [dict(type='ConstantLR', factor=0.5, by_epoch=False, end=4),
+     dict(type='OneCycleLR', eta_max=[0.2, 0.1, 0.02, 0.2], by_epoch=False,
+          begin=4, end=18)], section=S,
+    note='OneCycle (absolute) overwrites initial_lr at construction; '
+         'its window starts after the ConstantLR one')
+add('chain_Step_convert_Poly_iter',
+    [dict(type='StepLR', step_size=1, gamma=0.5, convert_to_iter_based=True),
+     dict(type='PolyLR', eta_min=0.001, power=2.0, by_epoch=False, begin=3)],
+    L=3, E=4, section=S)
+add('MultiStepLR_increasing_iter_and_MultiStepMomentum_Adam',
+    [dict(type='MultiStepLR', milestones=[5, 13], gamma=0.2, by_epoch=False),
+     dict(type='MultiStepMomentum', milestones=[4, 8], gamma=0.9,
+          by_epoch=False)], opt=ADAM2, section=S)
+add('chain_generic_weight_decay_Poly_Exponential',
+    [dict(type='PolyParamScheduler', param_name='weight_decay', power=1.0,
+          eta_min=0.0, by_epoch=False, end=12),
+     dict(type='ExponentialParamScheduler', param_name='weight_decay',
+          gamma=0.9, begin=2)], opt=SGDWD, track_wd=True, section=S)
+add('iter_based_loop_converted_windows',
+    [dict(type='LinearLR', start_factor=0.1, end=1, convert_to_iter_based=True),
+     dict(type='CosineAnnealingLR', begin=1, end=5, eta_min=0.001,
+          convert_to_iter_based=True),
+     dict(type='LinearLR', start_factor=0.5, by_epoch=False, begin=25)],
+    L=5, N=30, section=S)
+if MMAGIC:
+    add('mmagic_LinearLR_warmup_then_LinearLrInterval_iter',
+        [dict(type='LinearLR', start_factor=0.1, by_epoch=False, end=6),
+         dict(type='LinearLrInterval', interval=3, by_epoch=False,
+              start_factor=0.05, end_factor=0.0, begin=8, end=20)],
+        opt=SGD3, L=4, N=24, section=S)
+    add('mmagic_LinearLrInterval_convert',
+        [dict(type='LinearLrInterval', interval=2, by_epoch=True,
+              start_factor=0.5, end_factor=0.1, begin=1, end=4,
+              convert_to_iter_based=True)], opt=SGD1, L=3, E=5, section=S)
+    add('mmagic_ReduceLR_window_begin2',
+        [dict(type='ReduceLR', by_epoch=True, mode='min', factor=0.5,
+              patience=0, begin=2, end=5)],
+        opt=SGD3, L=3, E=7,
+        hook=dict(type='ReduceLRSchedulerHook', val_metric='loss',
+                  by_epoch=True, interval=1),
+        monitor='loss', metric_trace=[1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6],
+        section=S, note='the first in-window step (check 2) discards its '
+                        'value; checks 5, 6 are past the window')
+    add('mmagic_ReduceLR_val_interval2_offbyone',
+        [dict(type='LinearLR', start_factor=0.5, by_epoch=True, end=3),
+         dict(type='ReduceLR', by_epoch=True, mode='max', factor=0.5,
+              patience=0)],
+        opt=SGD1, L=2, E=7,
+        hook=dict(type='ReduceLRSchedulerHook', val_metric='acc',
+                  by_epoch=True, interval=2),
+        monitor='acc', metric_trace=[0.5, 0.6, 0.6, 0.55, 0.5, 0.5, 0.5],
+        section=S, note='every_n_epochs after the epoch increment: checks '
+                        'after validations 1, 3, 5, 7 (averaging 1, 2+3, '
+                        '4+5, 6+7)')
+    add('mmagic_ReduceLR_train_loss_by_epoch_with_StepLR',
+        [dict(type='StepLR', step_size=2, gamma=0.5, by_epoch=True),
+         dict(type='ReduceLR', by_epoch=True, mode='min', factor=0.5,
+              patience=0, threshold=0.05),
+         dict(type='LinearLR', start_factor=0.5, by_epoch=False, end=4)],
+        opt=SGD1, L=3, E=6,
+        hook=dict(type='ReduceLRSchedulerHook', val_metric=None,
+                  by_epoch=True, interval=1),
+        loss_trace=[1.0] * 3 + [0.9] * 3 + [0.89] * 3 + [0.5] * 3 +
+        [0.49] * 3 + [0.48] * 3, section=S,
+        note='val_metric=None, by_epoch hook: by-epoch schedulers step '
+             'after every epoch on the mean train loss; the by-iter '
+             'LinearLR is never stepped after construction')
+
+
 # --------------------------------------------------------------------------
 # real Runner verification
 # --------------------------------------------------------------------------
@@ -738,7 +818,11 @@ RUNNER_EXTRA = ['ReduceOnPlateauLR_in_IterBasedTrainLoop',
                 'OneCycleLR_three_phase_epoch', 'CosineRestartLR_eta_min_iter',
                 'by_epoch_scheduler_in_IterBasedTrainLoop',
                 'mmagic_LinearLrInterval_begin0',
-                'mmagic_LinearLrInterval_by_epoch']
+                'mmagic_LinearLrInterval_by_epoch',
+                'chain_ConstantLR_then_OneCycle_window_iter',
+                'mmagic_LinearLR_warmup_then_LinearLrInterval_iter',
+                'mmagic_ReduceLR_val_interval2_offbyone',
+                'iter_based_loop_converted_windows']
 RUNNER_CASES = [c for c in CASES if c['name'] in RUNNER_EXTRA] + [
     add('runner_epoch_chain_hidden_group',
         [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,

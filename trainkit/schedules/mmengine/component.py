@@ -67,6 +67,7 @@ class ParamSchedulerList:
         self._groups: list[dict] = []
         self._keys: tuple[str, ...] = ()
         self._iter_based = False
+        self._env = R.Env([])
 
     # ------------------------------------------------------------------ setup
     def monitors(self) -> dict[str, str]:
@@ -132,8 +133,8 @@ class ParamSchedulerList:
             if h.by_epoch or not every_n(runner.iter, h.interval):
                 return
             value = self.mean.take()
-        groups = runner.optimizer.param_groups
-        env = R.Env(groups, runner.iter, 0 if self._iter_based else runner.epoch, value)
+        env = self._env_at(runner, runner.iter, 0 if self._iter_based else runner.epoch, value)
+        groups = env.groups
         for m in self._by_iter:
             m.step(groups, env)
         if h.mmagic:
@@ -147,8 +148,8 @@ class ParamSchedulerList:
             if h.val_metric is not None or not h.by_epoch or not every_n(runner.epoch, h.interval):
                 return
             value = self.mean.take()
-        groups = runner.optimizer.param_groups
-        env = R.Env(groups, runner.iter - 1, runner.epoch, value)
+        env = self._env_at(runner, runner.iter - 1, runner.epoch, value)
+        groups = env.groups
         for m in self.members:
             if m.by_epoch:
                 m.step(groups, env)
@@ -170,10 +171,16 @@ class ParamSchedulerList:
         if h.by_epoch and not every_n(epoch, h.interval):
             return
         value = self.mean.take()
-        env = R.Env(groups, runner.iter - 1, 0 if self._iter_based else runner.epoch - 1, value)
+        env = self._env_at(runner, runner.iter - 1, 0 if self._iter_based else runner.epoch - 1, value)
         for m in self.members:
             m.step(groups, env)
         self._log(runner, value)
+
+    def _env_at(self, runner, iter_index: int, epoch_index: int, value: float) -> R.Env:
+        env = self._env
+        env.groups, env.iter_index, env.epoch_index, env.value = (runner.optimizer.param_groups, iter_index,
+                                                                   epoch_index, value)
+        return env
 
     # ---------------------------------------------------------------- logging
     def _log(self, runner, value: float) -> None:

@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 
-class Env(NamedTuple):
-    groups: list[dict]
-    iter_index: int      # mmengine's MessageHub 'iter': the last iteration that ran
-    epoch_index: int     # MessageHub 'epoch': the last epoch that ran (0 throughout an iteration-based run)
-    value: float = math.nan   # mmagic's MessageHub('reduce_lr') 'value': the mean ReduceLR consumes
+class Env:
+    """What a step may read besides the values (one object per component, updated before each step)."""
+
+    __slots__ = ("groups", "iter_index", "epoch_index", "value")
+
+    def __init__(self, groups: list[dict], iter_index: int = -1, epoch_index: int = -1, value: float = math.nan):
+        self.groups = groups
+        self.iter_index = iter_index     # mmengine's MessageHub 'iter': the last iteration that ran
+        self.epoch_index = epoch_index   # MessageHub 'epoch': the last epoch that ran (0 in an iteration-based run)
+        self.value = value               # mmagic's MessageHub('reduce_lr') 'value': the mean ReduceLR consumes
 
 
 @dataclass(frozen=True)
