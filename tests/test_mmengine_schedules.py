@@ -107,6 +107,35 @@ def test_preview_equals_mmengine_at_every_iteration(name):
     assert_table_equal(case, {k: table.column(k) for k in table.fields})
 
 
+ERROR_CASES = sorted(n for n, c in CASES.items() if "error" in c)
+ACCEPTED = {"err_OneCycle_eta_max_len_real_groups"}   # n eta_max values for n groups: taken (mmengine wants n + 1)
+AT_VALIDATION = {"err_ROP_monitor_missing"}          # a metric's absence shows only when the metrics exist
+
+
+@QUIET
+@pytest.mark.parametrize("name", ERROR_CASES)
+def test_every_mmengine_failure_is_a_clear_error_before_training(name):
+    """Each config mmengine rejects (at build, or by crashing mid-run: ZeroDivisionError, ValueError 'Tried to
+    step', KeyError from the MessageHub) is a ValueError naming the entry here, before the first iteration."""
+    case = CASES[name]
+    seen = []
+
+    class Probe:
+        def before_iter(self, runner):
+            seen.append(runner.iter)
+
+    epochs, iters, vi = geometry(case)
+    trace = {case.get("monitor", "loss"): case["metric_trace"]} if case.get("metric_trace") else None
+    comps = {"s": node_of(case), "probe": Probe()}
+    if name in ACCEPTED:
+        table, _ = _preview(groups_of(case), comps, epochs, case["iters_per_epoch"], trace, iters, vi)
+        assert table.column("lr/g0")[-1] == pytest.approx(0.2 / 25 / 1e4, rel=1e-12)
+        return
+    with pytest.raises(ValueError, match=r"param_scheduler\[0\] \(\w+\)|param_scheduler\[0\]: type="):
+        _preview(groups_of(case), comps, epochs, case["iters_per_epoch"], trace, iters, vi)
+    assert seen == [] or name in AT_VALIDATION, seen
+
+
 def test_the_table_covers_every_class_and_setting():
     """The reference cases include each class in both by_epoch settings (where mmengine allows), converted,
     windowed and chained (a guard against the parametrized test above silently shrinking)."""
