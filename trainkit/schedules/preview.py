@@ -103,8 +103,8 @@ class _Recorder:
         self._counters.extend((runner.epoch, runner.iter))
         values = self._values
         values.extend([g["lr"] for g in self.groups])
-        if self.momentum_groups:
-            values.extend([get_momentum(g) for g in self.momentum_groups])
+        if self.momentum_groups:   # get_momentum, inlined: this runs once per previewed iteration
+            values.extend([g["momentum"] if "momentum" in g else g["betas"][0] for g in self.momentum_groups])
         if self.extra_cols:
             values.extend([g[p] for p, g in self.extra_cols])
 

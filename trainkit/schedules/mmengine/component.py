@@ -134,9 +134,12 @@ class ParamSchedulerList:
                 return
             value = self.mean.take()
         env = self._env_at(runner, runner.iter, 0 if self._iter_based else runner.epoch, value)
-        groups = env.groups
+        groups, finished = env.groups, False
         for m in self._by_iter:
             m.step(groups, env)
+            finished = finished or m.global_step >= m.end - 1
+        if finished:   # past its window a scheduler never writes again: stop stepping it
+            self._by_iter = [m for m in self._by_iter if m.global_step < m.end - 1]
         if h.mmagic:
             self._log(runner, value)
 
