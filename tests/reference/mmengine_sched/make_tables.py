@@ -10,7 +10,7 @@ A few cases are re-run through a real ``mmengine.runner.Runner`` and
 compared value-for-value.
 
 Run:  /work/ref/venv/bin/python make_tables.py   [--no-runner]
-Writes tables.json next to this file (156 cases; reduce_tables.py keeps what the tests read).
+Writes tables.json next to this file (158 cases; reduce_tables.py keeps what the tests read).
 Versions: mmengine(-lite) 0.10.7, mmagic 1.2.0 (see README.md), torch 2.13.0+cpu, python 3.11.7.
 """
 import copy
@@ -807,6 +807,31 @@ if MMAGIC:
         note='val_metric=None, by_epoch hook: by-epoch schedulers step '
              'after every epoch on the mean train loss; the by-iter '
              'LinearLR is never stepped after construction')
+
+
+# ---- the schedules of trainkit's recipes, in their geometry ----
+add('recipe_digits_mmengine_schedule',
+    [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+     dict(type='CosineAnnealingLR', eta_min_ratio=0.01, by_epoch=True, begin=0,
+          convert_to_iter_based=True)],
+    opt=dict(optimizer='SGD', groups=[dict(lr=0.05), dict(lr=0.1)],
+             defaults=dict(lr=0.1, momentum=0.9, weight_decay=0.0005)),
+    L=23, E=8, section=S, note='recipes/digits_mmengine_schedule.yaml: '
+                               'backbone at 0.5x, 1438 digits / batch 64')
+if MMAGIC:
+    add('recipe_restoration_mmengine_plateau',
+        [dict(type='LinearLR', start_factor=0.1, by_epoch=True, begin=0, end=3),
+         dict(type='ReduceLR', by_epoch=True, mode='max', factor=0.5,
+              patience=2, cooldown=1, threshold=0.001, min_lr=1e-05)],
+        opt=dict(optimizer='Adam', groups=[dict(lr=0.003)],
+                 defaults=dict(lr=0.003)),
+        L=45, E=30,
+        hook=dict(type='ReduceLRSchedulerHook', by_epoch=True, interval=1,
+                  val_metric='val/psnr'),
+        monitor='val/psnr',
+        metric_trace=[10.0 * 1.05 ** min(k, 9) for k in range(30)],
+        section=S, note='recipes/restoration_mmengine_plateau.yaml with the '
+                        'preview\'s improve_then_flat trace (mode max)')
 
 
 # --------------------------------------------------------------------------
