@@ -259,3 +259,4 @@ def test_a_clean_schedule_does_not_warn():
         warnings.simplefilter("error")
         run([{"type": "LinearLR", "start_factor": 0.001, "by_epoch": False, "begin": 0, "end": 5},
              {"type": "MultiStepLR", "begin": 0, "end": 3, "by_epoch": True, "milestones": [1, 2], "gamma": 0.1}])
+

@@ -459,3 +459,34 @@ def test_single_dict_and_the_class_api():
     assert [r["lr/a"] for r in one] == [0.1, 0.05, 0.025]
     comp = ParamSchedulerList([{"type": "ExponentialLR", "gamma": 0.5, "by_epoch": False}])
     assert [r["lr/a"] for r in preview(G2, {"s": comp}, 1, 3)] == [0.1, 0.05, 0.025]
+
+
+def test_plateau_members_decide_on_the_mean_across_processes():
+    """Under several processes a ReduceOnPlateau member consumes the mean of every rank's metric (through the
+    plateau machinery shared with ReduceLR), so every rank takes the same decision."""
+    from types import SimpleNamespace
+
+    class TwoRanks:    # rank 0 of 2; the other rank reports `other`
+        num_processes, process_index, device = 2, 0, torch.device("cpu")
+
+        def __init__(self):
+            self.other = 0.0
+
+        def gather(self, t):
+            return torch.cat([t, torch.full_like(t, self.other)])
+
+    acc = TwoRanks()
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0, momentum=0.9)
+    runner = SimpleNamespace(optimizer=opt, group_names=["g"], iters_per_epoch=2, max_epochs=6, max_iters=12,
+                             config=SimpleNamespace(max_iters=None), evaluator=object(), dry_run=False, val_interval=1,
+                             accelerator=acc, metrics={}, scalars={}, epoch=0, iter=0)
+    comp = param_scheduler([{"type": "ReduceOnPlateauLR", "monitor": "val/m", "patience": 0, "factor": 0.5}])
+    comp.before_run(runner)
+    seen = []
+    for mine, other in ((4.0, 2.0), (3.0, 3.5), (1.0, 4.0)):    # means 3.0, 3.25 (worse: reduce), 2.5 (better)
+        comp.after_epoch(runner)
+        runner.epoch += 1
+        runner.metrics, acc.other = {"val/m": mine}, other
+        comp.after_val(runner)
+        seen.append((runner.scalars["plateau/value"], opt.param_groups[0]["lr"]))
+    assert seen == [(3.0, 1.0), (3.25, 0.5), (2.5, 0.5)]
