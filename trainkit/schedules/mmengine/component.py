@@ -58,8 +58,8 @@ class ParamSchedulerList:
                 "val_metric: <metric or null for the training loss>, by_epoch: ..., interval: ...}")
         # with mmagic's hook every step waits for a check: nothing to chart before metrics exist
         self.needs_metrics = self.hook.mmagic
-        self.extra_params = tuple(dict.fromkeys(s.param for s in self.specs if s.param != "lr"
-                                                and (s.param != "momentum" or s.generic)))
+        # group keys scheduled besides lr and momentum (the preview adds their columns)
+        self.extra_params = tuple(dict.fromkeys(s.param for s in self.specs if s.param not in ("lr", "momentum")))
         self.members: list[Member] = []
         self._by_iter: list[Member] = []
         self.mean = MeanAcrossRanks()           # the mmagic hook's monitored mean

@@ -110,15 +110,16 @@ class Run:
     validations: int         # how many times the run validates
     hook: Hook
 
-    def steps(self, by_epoch: bool, plateau: bool) -> int:
+    def steps(self, by_epoch: bool, rop: bool) -> int:
         """The last ``_global_step`` a scheduler reaches (after the run's last iteration / epoch /
-        check; the construction is step 0)."""
+        check; the construction is step 0). ``rop``: mmengine's ReduceOnPlateau, which acts at
+        validations (in an iteration-based run with its step count at 0 throughout)."""
         h = self.hook
         if h.mmagic and h.val_metric is not None:
             return self.validations
         if h.mmagic and h.by_epoch != by_epoch:
             return 0
-        if by_epoch and self.iter_based and not plateau:
+        if by_epoch and self.iter_based and not rop:
             return 0
         total = self.max_epochs if by_epoch else self.max_iters
         return total // h.interval if h.mmagic else total
@@ -282,7 +283,7 @@ def resolve(spec: Spec, run: Run, groups: list[dict], names: list[str]) -> Membe
     if filled:
         end = run.max_epochs if spec.by_epoch else run.max_iters
         fill = f" (end filled with the run's {'max_epochs' if spec.by_epoch else 'max_iters'}={end})"
-        if spec.by_epoch and run.iter_based and (spec.convert or not spec.is_plateau):
+        if spec.by_epoch and run.iter_based and (spec.convert or spec.family != "ReduceOnPlateau"):
             warn(f"{spec.label}: end is omitted in an iteration-based run (trainer.max_iters): mmengine's "
                  f"IterBasedTrainLoop fills it with max_epochs=1, so the window is [{begin}, 1) epochs"
                  + (f" = [{int(begin * run.iters_per_epoch)}, {run.iters_per_epoch}) iterations" if spec.convert
@@ -292,7 +293,7 @@ def resolve(spec: Spec, run: Run, groups: list[dict], names: list[str]) -> Membe
         _convert_args(spec, a, run.iters_per_epoch)
     if not begin < end:
         raise spec.error(f"begin={begin} must be before end={end}{fill if filled else ''}")
-    reach = run.steps(by_epoch, spec.is_plateau)
+    reach = run.steps(by_epoch, spec.family == "ReduceOnPlateau")
     last_t = min(end - 1, reach) - begin     # the last in-window step the run takes (< 0: none)
     _warn_reach(spec, run, by_epoch, begin, end, reach)
     rule, resolved = _rule(spec, a, run, by_epoch, begin, end, last_t, len(groups), groups)
@@ -349,7 +350,8 @@ def _warn_reach(spec: Spec, run: Run, by_epoch: bool, begin: int, end: int, reac
     elif h.mmagic and h.val_metric is not None and not spec.is_plateau and not by_epoch:
         warn(f"{spec.label}: under ReduceLRSchedulerHook(val_metric={h.val_metric!r}) every scheduler steps once "
              "per check (after validations), not after every iteration: its window counts checks")
-    elif by_epoch and run.iter_based and spec.family != "ReduceOnPlateau":
+    elif by_epoch and run.iter_based and not (h.mmagic and h.val_metric is not None) \
+            and spec.family != "ReduceOnPlateau":
         warn(f"{spec.label}: a by-epoch scheduler in an iteration-based run (trainer.max_iters, mmengine's "
              "IterBasedTrainLoop) takes only its step at construction (mmengine steps it once more after the "
              "last iteration); use by_epoch=False or convert_to_iter_based=True")
@@ -358,8 +360,8 @@ def _warn_reach(spec: Spec, run: Run, by_epoch: bool, begin: int, end: int, reac
         warn(f"{spec.label}: under mmagic's ReduceLRSchedulerHook, ReduceOnPlateau is stepped without metrics "
              "and never reduces; use ReduceLR")
     if begin >= max(reach, 1):
-        warn(f"{spec.label}: its window [{begin}, {end}) starts after the run's last {unit} ({reach - 1}): "
-             "it never acts")
+        last = f"check ({reach})" if h.mmagic and h.val_metric is not None else f"{unit} ({reach - 1})"
+        warn(f"{spec.label}: its window [{begin}, {end}) starts after the run's last {last}: it never acts")
 
 
 def _rule(spec: Spec, a: dict[str, Any], run: Run, by_epoch: bool, begin: int, end: int, last_t: int, n: int,
@@ -367,7 +369,7 @@ def _rule(spec: Spec, a: dict[str, Any], run: Run, by_epoch: bool, begin: int, e
     """The recurrence and the derived values; ``last_t``: the last step the run takes in the window (the one
     after the run's last iteration / epoch included: mmengine takes it too, though nothing uses its value)."""
     f, span = spec.family, end - begin
-    last_used = min(last_t, run.steps(by_epoch, spec.is_plateau) - 1 - begin)
+    last_used = min(last_t, run.steps(by_epoch, f == "ReduceOnPlateau") - 1 - begin)
     if f == "Step":
         if a["step_size"] != int(a["step_size"]):
             warn(f"{spec.label}: step_size={a['step_size']} is not a whole number of steps: the value changes only "
