@@ -90,8 +90,9 @@ CASES = {   # name: (schedulers, hook, adam, metric)
                                     {"type": "ReduceLRSchedulerHook", "val_metric": "val/m"}, False, METRIC),
     "mmagic_reduce_lr_train_loss_mid_interval": ([{"type": "ReduceLR", "by_epoch": False, "patience": 0,
                                                    "factor": 0.5, "threshold": 0.5},
+                                                  # counted in checks (every 4 iterations) under this hook
                                                   {"type": "LinearLrInterval", "start_factor": 0.01, "end_factor": 0.0,
-                                                   "by_epoch": False, "begin": 4, "end": 16, "interval": 5}],
+                                                   "by_epoch": False, "begin": 1, "end": 5, "interval": 2}],
                                                  {"type": "ReduceLRSchedulerHook", "val_metric": None,
                                                   "by_epoch": False, "interval": 4}, False, None),
 }

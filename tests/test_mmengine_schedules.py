@@ -490,3 +490,19 @@ def test_plateau_members_decide_on_the_mean_across_processes():
         comp.after_val(runner)
         seen.append((runner.scalars["plateau/value"], opt.param_groups[0]["lr"]))
     assert seen == [(3.0, 1.0), (3.25, 0.5), (2.5, 0.5)]
+
+
+def test_type_names_with_a_registry_scope_a_module_path_or_the_class():
+    """``type`` as configs write it: ``'LinearLR'``, ``'mmengine.LinearLR'`` (a registry scope), a module path, or
+    the class itself (lazy-import configs): the same scheduler."""
+    class LinearLR:    # stands for mmengine.optim.LinearLR, which trainkit never imports
+        pass
+
+    want = [r["lr/a"] for r in run_list([{"type": "LinearLR", "start_factor": 0.5, "by_epoch": False, "end": 3}],
+                                        epochs=1, ipe=4)]
+    for typ in ("mmengine.LinearLR", "mmengine.optim.scheduler.lr_scheduler.LinearLR", LinearLR):
+        got = run_list([{"type": typ, "start_factor": 0.5, "by_epoch": False, "end": 3}], epochs=1, ipe=4)
+        assert [r["lr/a"] for r in got] == want, typ
+    with pytest.raises(ValueError, match=r"type='mmengine.NoSuchLR' is not valid"):
+        param_scheduler([{"type": "mmengine.NoSuchLR"}])
+

@@ -105,7 +105,7 @@ def as_entries(schedulers: Any) -> list[Mapping[str, Any]]:
 def parse(i: int, entry: Mapping[str, Any]) -> Spec:
     """Read and check entry ``i``."""
     cfg = dict(entry)
-    typ = cfg.get("type")
+    typ = type_name(cfg.get("type"))
     if typ not in TYPES:
         raise ValueError(f"param_scheduler[{i}]: type={typ!r} is not valid; allowed: {', '.join(sorted(TYPES))}")
     family, param = TYPES[typ]
@@ -142,6 +142,17 @@ def parse(i: int, entry: Mapping[str, Any]) -> Spec:
     spec = Spec(i, typ, family, param, generic, flags["by_epoch"], begin, end, convert, flags["verbose"], args)
     CHECKS[family](spec)
     return spec
+
+
+def type_name(typ: Any) -> Any:
+    """The registry name of ``type``: as written (``'LinearLR'``), with an mmengine registry scope or a
+    module path (``'mmengine.LinearLR'``, ``'mmengine.optim.scheduler.lr_scheduler.LinearLR'``), or the
+    class itself (a lazy-import config); anything else is returned as is (and rejected by the caller)."""
+    if isinstance(typ, type):
+        return typ.__name__
+    if isinstance(typ, str) and "." in typ and typ.rsplit(".", 1)[1] in TYPES:
+        return typ.rsplit(".", 1)[1]
+    return typ
 
 
 def _window(label: str, begin: Any, end: Any, convert: bool, has_end: bool) -> None:
