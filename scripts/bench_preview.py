@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from trainkit.schedules.preview import _preview, write_csv  # noqa: E402
 
 SCHEDULES = {
+    "none": {},      # the dry-run loop and the recorder alone: the baseline
     "mmcv": {
         "lr": {"_target_": "trainkit.schedules.CosineAnnealingLrUpdater", "by_epoch": False, "min_lr_ratio": 0.01,
                "warmup": "linear", "warmup_iters": 500, "warmup_ratio": 0.001},
@@ -38,6 +39,8 @@ SCHEDULES = {
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="mmcv")
+    ap.add_argument("--baseline", action="store_true", help="also time the same preview without components, "
+                    "interleaved with the timed one (a ratio within one run, on a shared machine)")
     ap.add_argument("--groups", type=int, default=30)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--iters", type=int, default=1000, help="iterations per epoch")
@@ -48,8 +51,12 @@ def main() -> None:
     comps = SCHEDULES[args.schedule]
     groups = [{"name": f"g{i}", "lr": 0.01 * (i + 1), "momentum": 0.9} for i in range(args.groups)]
     _preview(groups[:1], comps, 1, 10, None, None, 1)   # imports, first-call costs
-    times, csv_times = [], []
+    times, csv_times, base = [], [], []
     for _ in range(args.repeats):
+        if args.baseline:
+            t0 = time.perf_counter()
+            _preview(groups, {}, args.epochs, args.iters, None, None, 1)
+            base.append(time.perf_counter() - t0)
         if args.memory:
             tracemalloc.start()
         t0 = time.perf_counter()
@@ -68,6 +75,10 @@ def main() -> None:
     n = args.epochs * args.iters
     print(f"preview ({args.schedule}): {n} iterations x {args.groups} groups in {statistics.median(times):.2f} s"
           f" (median of {len(times)}; {1e6 * statistics.median(times) / n:.2f} us/iteration)")
+    if base:
+        print(f"without components: {statistics.median(base):.2f} s; the schedule adds "
+              f"{statistics.median(t - b for t, b in zip(times, base, strict=True)):.2f} s "
+              f"(x{statistics.median(t / b for t, b in zip(times, base, strict=True)):.2f})")
     if csv_times:
         size = args.csv.stat().st_size
         print(f"csv: {statistics.median(csv_times):.2f} s, {size / 2**20:.0f} MiB")

@@ -219,3 +219,18 @@ def test_planned_schedule_keeps_an_mmengine_list_with_plateau_members_inert(make
                    "schedulers: [{type: ReduceOnPlateauLR, monitor: val/acc, rule: greater}]}")
     kept, _ = schedule_components(cfg, planned=True)
     assert sorted(kept) == ["lr", "rop"]
+
+
+def test_csv_blocks_format_like_csv_writer_for_repeats_zeros_and_non_finite(tmp_path):
+    """The column-wise CSV formatting (repeated values formatted once) writes what csv.writer writes."""
+    import io
+
+    from trainkit.schedules.preview import ScheduleTable
+
+    t = ScheduleTable(["a", "b", "c"])
+    for k in range(1000):
+        t.counters.extend((k // 10, k))
+        t.values.extend((0.9 if k % 7 else -0.0, 1e-3 * 0.99 ** k, [math.nan, math.inf, 0.1][k % 3]))
+    f = io.StringIO()
+    csv.writer(f).writerows(t.tuples())
+    assert "".join(t.csv_blocks(chunk=300)) == f.getvalue()

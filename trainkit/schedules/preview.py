@@ -77,6 +77,31 @@ class ScheduleTable(Sequence):
     def rows(self) -> list[dict[str, Any]]:
         return self[:]
 
+    def csv_blocks(self, chunk: int = 16384):
+        """The rows as CSV text (``csv.writer``'s dialect: ``,`` and ``\\r\\n``; floats by repr), ``chunk``
+        rows per block, column by column: a column's repeated values are formatted once."""
+        import numpy as np
+
+        w, n = self.width, len(self)
+        values = np.frombuffer(self.values, dtype=np.float64).reshape(n, w) if n else None
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            c = self.counters[2 * start:2 * stop].tolist()
+            cols = [list(map(str, c[0::2])), list(map(str, c[1::2]))]
+            cols += [_repr_column(values[start:stop, j]) for j in range(w)]
+            yield "\r\n".join(map(",".join, zip(*cols, strict=True))) + "\r\n"
+
+
+def _repr_column(col) -> list[str]:
+    """``repr`` of each float of a numpy column; values that repeat a lot are formatted once (``-0.0`` kept)."""
+    import numpy as np
+
+    uniq, inverse = np.unique(col, return_inverse=True)
+    if 4 * len(uniq) > len(col) or bool(np.any(np.signbit(col) & (col == 0))):
+        return list(map(float.__repr__, col.tolist()))
+    text = list(map(float.__repr__, uniq.tolist()))
+    return [text[k] for k in inverse.tolist()]
+
 
 class _Recorder:
     """Fills a :class:`ScheduleTable` with epoch, iter and every group's lr and momentum (and the
@@ -221,7 +246,8 @@ def write_csv(rows: ScheduleTable | Sequence[Mapping[str, Any]], path: Path) -> 
         writer = csv.writer(f)
         if isinstance(rows, ScheduleTable):
             writer.writerow(rows.fields)
-            writer.writerows(rows.tuples())
+            for block in rows.csv_blocks():
+                f.write(block)
             return
         fields = list(dict.fromkeys(k for r in rows for k in r)) or ["epoch", "iter"]
         writer.writerow(fields)
