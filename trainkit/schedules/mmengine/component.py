@@ -201,7 +201,8 @@ class ParamSchedulerList:
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """Every scheduler's counters and base values (plateau members: their decision state) and
-        the mmagic hook's pending sums. The groups' current values come back with the optimizer."""
+        the mmagic hook's pending sums. The groups' current values come back with the optimizer.
+        (A by-iteration scheduler past its window is no longer stepped, so its counter stops there.)"""
         return {"types": [s.type for s in self.specs], "members": [m.state_dict() for m in self.members],
                 "hook_mean": self.mean.state_dict()}
 
