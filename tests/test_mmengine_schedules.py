@@ -506,3 +506,15 @@ def test_type_names_with_a_registry_scope_a_module_path_or_the_class():
     with pytest.raises(ValueError, match=r"type='mmengine.NoSuchLR' is not valid"):
         param_scheduler([{"type": "mmengine.NoSuchLR"}])
 
+
+
+def test_a_standalone_plateau_reducer_composes_with_a_chained_list():
+    """trainkit's own ReduceLR (its lr_factor F) beside an mmengine list: the list keeps chaining from its own
+    value S (``scheduled_lr``), every write is S·F — the plateau factor never enters the chain."""
+    comps = {"sched": {"_target_": P, "schedulers": [{"type": "ExponentialLR", "gamma": 0.5, "by_epoch": False}]},
+             "plateau": {"_target_": "trainkit.schedules.ReduceLR", "val_metric": "val/m", "factor": 0.1,
+                         "patience": 0}}
+    rows = preview([{"name": "g", "lr": 1.0}], comps, 4, 2, metric_trace={"val/m": [1.0, 1.0, 1.0, 1.0]})
+    # check 1 (after epoch 1): best = 1.0; checks 2 and 3 are not better: F = 0.1 from epoch 2, 0.1·0.1 from epoch 3
+    factor = {0: 1.0, 1: 1.0, 2: 1.0 * 0.1, 3: 1.0 * 0.1 * 0.1}
+    assert [r["lr/g"] for r in rows] == [0.5 ** i * factor[r["epoch"]] for i, r in enumerate(rows)]
