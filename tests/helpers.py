@@ -69,3 +69,16 @@ def same_state(a, b, path="state"):
             same_state(x, y, f"{path}[{i}]")
     else:
         assert a == b or (a != a and b != b), f"{path}: {a!r} != {b!r}"   # NaN equals NaN here
+
+
+class KillAt:
+    """``kill -9`` of its own process before iteration ``at`` (no cleanup, no exception handlers run):
+    an interruption at a known point, for resume tests run in a child process."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def before_iter(self, runner):
+        if runner.iter == self.at:
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)

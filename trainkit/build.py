@@ -166,16 +166,19 @@ def groups_from_config(cfg: DictConfig) -> list[dict[str, Any]]:
     return group_hparams(optimizer, group_names(optimizer))
 
 
-def planned_rows(cfg: DictConfig, runner) -> list[dict[str, Any]]:
+def planned_rows(cfg: DictConfig, runner):
     """The planned schedule of a run about to start: its schedule components (those whose writes
-    depend on metrics not yet seen, the plateau reducer, are left out) previewed over the runner's
-    own param groups and iterations per epoch (per process)."""
-    from .schedules.preview import group_hparams, preview
+    depend on metrics not yet seen, the plateau reducer, are left out; an mmengine list's
+    ReduceOnPlateau members stay inert) previewed over the runner's own param groups and
+    iterations per epoch (per process). A :class:`~trainkit.schedules.preview.ScheduleTable`
+    (a sequence of row dicts built on demand)."""
+    from .schedules.preview import _preview, group_hparams
 
     t = cfg.trainer
     components, _ = schedule_components(cfg, planned=True)
-    return preview(group_hparams(runner.optimizer, runner.group_names), components,
-                   t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
+    table, _ = _preview(group_hparams(runner.optimizer, runner.group_names), components,
+                        t.max_epochs, runner.iters_per_epoch, None, t.max_iters, 1)
+    return table
 
 
 def iters_per_epoch_from_config(cfg: DictConfig, num_processes: int = 1) -> int:

@@ -20,7 +20,6 @@ The components previewed are those that declare ``writes_param_groups = True``.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from collections.abc import Sequence
 from .. import build as B
 from .. import config as C
 from ..schedules.preview import (_preview, _reductions, monitored_metrics, plot, trace_from_spec, validation_iters,
-                                 validations, write_csv)
+                                 validations, write_csv, write_json)
 
 OPTIONS = ("out", "format", "iters_per_epoch", "num_processes", "metric_trace")
 
@@ -110,10 +109,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
     out.mkdir(parents=True, exist_ok=True)
     table = out / f"schedule.{fmt}"
-    if fmt == "csv":
-        write_csv(rows, table)
-    else:
-        table.write_text(json.dumps(rows))
+    (write_csv if fmt == "csv" else write_json)(rows, table)
     metrics = None
     if trace:
         val_iters = validation_iters(t.max_epochs, ipe, t.max_iters, t.val_interval, t.val_begin)
