@@ -46,3 +46,39 @@ class Snapshot:
 
     def before_run(self, runner):
         self.state = {k: v.detach().clone() for k, v in runner.unwrapped_model.state_dict().items()}
+
+
+def same_state(a, b, path="state"):
+    """Assert two checkpoint states are equal, recursively: tensors bit for bit (``torch.equal``),
+    numpy arrays element for element, everything else with ``==``. Names the first difference."""
+    import numpy as np
+    import torch
+
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype \
+            and a.shape == b.shape and torch.equal(a, b), path
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        assert np.array_equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(map(str, set(a) ^ set(b)))}"
+        for k in a:
+            same_state(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same_state(x, y, f"{path}[{i}]")
+    else:
+        assert a == b or (a != a and b != b), f"{path}: {a!r} != {b!r}"   # NaN equals NaN here
+
+
+class KillAt:
+    """``kill -9`` of its own process before iteration ``at`` (no cleanup, no exception handlers run):
+    an interruption at a known point, for resume tests run in a child process."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def before_iter(self, runner):
+        if runner.iter == self.at:
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -33,14 +33,15 @@ class RankTrace:
         self.rank, self.dir = rank, Path(runner.work_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fh = open(self.dir / f"trace_rank{rank}.jsonl", "a")  # noqa: SIM115 (closed at after_run)
-        save, log = ckpt_io.save_atomic, self.dir / f"saves_rank{rank}.jsonl"
+        save, log = ckpt_io.CheckpointWriter.save, self.dir / f"saves_rank{rank}.jsonl"
 
-        def spy(obj, path):
+        def spy(writer, state, names):
             with open(log, "a") as f:
-                f.write(json.dumps({"name": Path(path).name, "iter": obj["counters"]["iter"]}) + "\n")
-            return save(obj, path)
+                for name in names:
+                    f.write(json.dumps({"name": f"{name}.pt", "iter": state["counters"]["iter"]}) + "\n")
+            return save(writer, state, names)
 
-        ckpt_io.save_atomic = spy   # the Runner calls ckpt_io.save_atomic
+        ckpt_io.CheckpointWriter.save = spy   # the one place the Runner writes checkpoints
 
     def before_iter(self, runner):
         if runner.iter == self.stop_at:

@@ -75,7 +75,8 @@ def test_cli_unknown_recipe_lists_available(tmp_path):
 
 @pytest.mark.slow
 def test_cli_kill_9_then_resume_auto_matches_uninterrupted(tmp_path):
-    """kill -9 mid-run, `trainer.resume=auto`: final weights and every lr equal the full run's."""
+    """kill -9 mid-run (at a wall-clock moment), `trainer.resume=auto`: final weights, every lr and
+    metrics.jsonl line for line equal the full run's."""
     common = ["+recipe=digits_baseline", "trainer.max_epochs=3", "trainer.progress=false",
               "trainer.log_interval=1", "trainer.checkpoint_interval_iters=7", "model.width=8"]
     full = _cli(*common, "hydra.run.dir=full", cwd=tmp_path)
@@ -101,3 +102,7 @@ def test_cli_kill_9_then_resume_auto_matches_uninterrupted(tmp_path):
     rows_a = {r["step"]: r["lr/pg0"] for r in read_jsonl(tmp_path / "full" / "metrics.jsonl") if "lr/pg0" in r}
     rows_b = {r["step"]: r["lr/pg0"] for r in read_jsonl(tmp_path / "runs" / "cut" / "metrics.jsonl") if "lr/pg0" in r}
     assert rows_a == rows_b and len(rows_a) == 69
+    lines = [(d / "metrics.jsonl").read_text().splitlines() for d in (tmp_path / "full", tmp_path / "runs" / "cut")]
+    assert lines[0] == lines[1]
+    assert "continuing the run in" in resumed.stdout and not (tmp_path / "runs" / "again" / "checkpoints").exists()
+    assert (tmp_path / "runs" / "cut" / "config.resume-1.yaml").exists()

@@ -188,7 +188,7 @@ def test_iteration_loop_layer_decay_and_plateau_hook(tmp_path):
                                    "paramwise_cfg": {"decay_rate": 0.95, "decay_type": "layer_wise", "num_layers": 6}}
     sched = rec["components"]["param_scheduler"]
     assert sched["schedulers"] == [{"type": "ReduceLR", "by_epoch": True, "mode": "min", "factor": 0.5, "patience": 5}]
-    assert sched["val_metric"] == "MAE"
+    assert sched["hook"] == {"type": "ReduceLRSchedulerHook", "by_epoch": True, "val_metric": "MAE"}
     t = rec["trainer"]
     assert (t["max_iters"], t["max_epochs"], t["checkpoint_interval_iters"]) == (160000, None, 16000)
     assert "val_interval" not in t and "16000 iterations: not ported" in r.line("train_cfg").detail

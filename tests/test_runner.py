@@ -210,7 +210,7 @@ def test_bad_arguments_are_named(tmp_path):
         make_runner(tmp_path, max_epochs=None)
     with pytest.raises(ValueError, match=r"trainer.nonfinite='explode'.*'error', 'skip', 'ignore'"):
         make_runner(tmp_path, nonfinite="explode")
-    with pytest.raises(ValueError, match="trainer.grad_accum must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"trainer.grad_accum=0 is not valid; allowed: an integer >= 1"):
         make_runner(tmp_path, grad_accum=0)
 
 

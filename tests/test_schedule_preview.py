@@ -2,6 +2,7 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -134,3 +135,102 @@ def test_planned_rows_of_a_run_use_its_groups_and_only_schedule_components(make_
             if i < 50:
                 regular *= 1 - (1 - i / 50) * (1 - 0.1)
             assert r[f"lr/{name}"] == pytest.approx(regular, rel=1e-12)
+
+
+# ------------------------------------------------------------------ the table (flat arrays) and streaming
+MM = {"lr": {"_target_": "trainkit.schedules.param_scheduler", "schedulers": [
+    {"type": "LinearLR", "start_factor": 0.1, "by_epoch": False, "end": 5},
+    {"type": "MultiStepLR", "milestones": [2], "gamma": 0.5}]}}
+G = [{"name": "sgd", "lr": 0.1, "momentum": 0.9}, {"name": "adam", "lr": 0.2, "betas": (0.8, 0.99)},
+     {"name": "plain", "lr": 0.3}]
+
+
+def test_schedule_table_is_a_sequence_of_rows_over_flat_arrays():
+    from array import array
+
+    from trainkit.schedules.preview import _preview
+
+    table, _ = _preview(G, MM, 3, 4, None, None, 1)
+    rows = preview(G, MM, 3, 4)
+    assert isinstance(table.values, array) and isinstance(table.counters, array)     # no dict per row held
+    assert len(table) == 12 and table[:] == rows and table[5] == rows[5] and table[-1] == rows[-1]
+    assert table[1:10:4] == rows[1:10:4]
+    assert table.fields == ["epoch", "iter", "lr/sgd", "lr/adam", "lr/plain", "momentum/sgd", "momentum/adam"]
+    assert table.column("lr/adam") == [r["lr/adam"] for r in rows] and table.column("iter") == list(range(12))
+    assert list(table.tuples(chunk=5)) == [tuple(r.values()) for r in rows]
+    with pytest.raises(IndexError):
+        table[12]
+
+
+def test_csv_and_json_streamed_from_the_table_equal_the_row_writers(tmp_path):
+    from trainkit.schedules.preview import _preview, write_csv, write_json
+
+    table, _ = _preview(G, MM, 3, 4, None, None, 1)
+    rows = preview(G, MM, 3, 4)
+    write_csv(table, tmp_path / "a.csv")
+    write_csv(rows, tmp_path / "b.csv")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    with open(tmp_path / "a.csv") as f:
+        back = list(csv.DictReader(f))
+    assert [float(r["lr/adam"]) for r in back] == [r["lr/adam"] for r in rows]      # repr: exact round trip
+    write_json(table, tmp_path / "a.json")
+    assert json.loads((tmp_path / "a.json").read_text()) == rows
+
+
+def test_plot_thinning_keeps_every_step_and_extreme():
+    from trainkit.schedules.preview import thinned
+
+    n = 100_000
+    x = list(range(n))
+    y = [0.02 if i < 60_000 else (0.002 if i < 90_000 else 0.0002) for i in x]
+    y[12_345] = 5.0                                   # a one-iteration spike
+    xs, ys = thinned(x, y, max_points=2000)
+    assert len(xs) <= 2002 and xs[0] == 0 and xs[-1] == n - 1 and xs == sorted(xs)
+    assert 12_345 in xs and max(ys) == 5.0 and {0.02, 0.002, 0.0002} <= set(ys)
+    assert all(ys[k] == y[xs[k]] for k in range(len(xs)))
+    assert thinned(x[:10], y[:10]) == (x[:10], y[:10])
+
+
+@pytest.mark.parametrize("recipe, columns", [
+    ("digits_mmengine_schedule", {"lr/backbone": ("lr", 0), "lr/head": ("lr", 1)}),
+    ("restoration_mmengine_plateau", {"lr/pg0": ("lr", 0), "momentum/pg0": ("momentum", 0)}),
+])
+def test_cli_preview_of_the_mmengine_recipes_equals_mmengine(recipe, columns, tmp_path, capsys):
+    """``python -m trainkit.schedule +recipe=...`` (the recipe's data for iterations per epoch, its default
+    metric trace) gives the values the real mmengine / mmagic computed for the same list and geometry
+    (tests/reference/mmengine_sched, cases recipe_*)."""
+    ref = {c["name"]: c for c in json.loads((Path(__file__).parent / "reference" / "mmengine_sched" /
+                                             "mmengine_tables.json").read_text())}[f"recipe_{recipe}"]
+    main([f"+recipe={recipe}", f"out={tmp_path}"])
+    assert f"{len(ref['cols']['iter'])} iterations" in capsys.readouterr().out
+    with open(tmp_path / "schedule.csv") as f:
+        rows = list(csv.DictReader(f))
+    for key, (col, g) in columns.items():
+        assert [float(r[key]) for r in rows] == ref["cols"][col][g], key
+
+
+def test_planned_schedule_keeps_an_mmengine_list_with_plateau_members_inert(make_cfg, tmp_path):
+    from trainkit.build import schedule_components
+
+    cfg = make_cfg("+recipe=restoration_mmengine_plateau", "logger=none")
+    assert schedule_components(cfg, planned=True)[0] == {}      # mmagic's hook: every step waits for a check
+    cfg = make_cfg("+recipe=digits_mmengine_schedule", "logger=none",
+                   "+components.rop={_target_: trainkit.schedules.param_scheduler, "
+                   "schedulers: [{type: ReduceOnPlateauLR, monitor: val/acc, rule: greater}]}")
+    kept, _ = schedule_components(cfg, planned=True)
+    assert sorted(kept) == ["lr", "rop"]
+
+
+def test_csv_blocks_format_like_csv_writer_for_repeats_zeros_and_non_finite(tmp_path):
+    """The column-wise CSV formatting (repeated values formatted once) writes what csv.writer writes."""
+    import io
+
+    from trainkit.schedules.preview import ScheduleTable
+
+    t = ScheduleTable(["a", "b", "c"])
+    for k in range(1000):
+        t.counters.extend((k // 10, k))
+        t.values.extend((0.9 if k % 7 else -0.0, 1e-3 * 0.99 ** k, [math.nan, math.inf, 0.1][k % 3]))
+    f = io.StringIO()
+    csv.writer(f).writerows(t.tuples())
+    assert "".join(t.csv_blocks(chunk=300)) == f.getvalue()

@@ -35,6 +35,8 @@ _EXPORTS = {
     "write_lrs": "trainkit.schedules.updater",
     "lr_config": "trainkit.schedules.mmcv_lr", "momentum_config": "trainkit.schedules.mmcv_momentum",
     "LinearLrInterval": "trainkit.schedules.interval", "ReduceLR": "trainkit.schedules.plateau",
+    "param_scheduler": "trainkit.schedules.mmengine", "ParamSchedulerList": "trainkit.schedules.mmengine",
+    "ScheduleWarning": "trainkit.schedules.mmengine",
     "NamedGroups": "trainkit.optim.groups", "LayerDecayConstructor": "trainkit.optim.layer_decay",
     "MomentumEMA": "trainkit.optim.ema", "WandbSink": "trainkit.sinks.wandb",
 }

@@ -68,49 +68,82 @@ def schedule_components(cfg: DictConfig, planned: bool = False) -> tuple[dict[st
     return keep, sorted(set(built) - set(keep))
 
 
+def trainer_config(cfg: DictConfig):
+    """``cfg.trainer`` as a checked :class:`~trainkit.core.config.TrainerConfig` (a bad value is a
+    ``ConfigError`` naming ``trainer.<key>``, before anything is built)."""
+    from omegaconf import OmegaConf
+
+    from .core.config import trainer_config as from_options
+
+    options = OmegaConf.to_container(cfg.trainer, resolve=True)
+    options.setdefault("max_epochs", None)   # as given: never "max_iters alone means iterations"
+    return from_options(options)
+
+
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The run's resolved config as plain data (enums as their names): what every checkpoint stores."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+
+
 def build_runner(cfg: DictConfig, work_dir: Path, extra_sinks: list | None = None, multirun: bool = False):
-    """Everything a run needs, built from ``cfg``; the Runner is returned unstarted."""
+    """Everything a run needs, built from ``cfg``; the Runner is returned unstarted.
+
+    ``trainer.resume=auto`` may choose a checkpoint of a sibling run directory (see
+    :func:`trainkit.core.resume.choose`: only a compatible one): the run then writes there."""
+    import dataclasses
+
     import torch
     from accelerate.utils import set_seed
 
-    from .core.config import TRAINER_OPTIONS
+    from .core import resume as resume_io
     from .core.dist import default_resume, from_rank0, process_state
     from .core.runner import Runner
 
-    t = cfg.trainer
-    state = process_state(t.dist_timeout)   # the process group (several processes), before any collective
+    tc = trainer_config(cfg)
+    check_logger(cfg)
+    run_config = resolved(cfg)
+    state = process_state(tc.dist_timeout)   # the process group (several processes), before any collective
     work_dir = _same_on_all_ranks(work_dir, state)
-    # rank 0 decides (hosts without a shared file system see different checkpoints); unset under an
-    # elastic restart (TORCHELASTIC_RESTART_COUNT > 0 on some rank), trainer.resume means auto
-    work_dir, resume_path = from_rank0(state, _resume_point, default_resume(t.resume, state), work_dir, multirun)
-    if t.num_threads:
-        torch.set_num_threads(t.num_threads)
+    # unset under an elastic restart (TORCHELASTIC_RESTART_COUNT > 0 on some rank), trainer.resume means auto
+    resume = default_resume(tc.resume, state)
+    chosen: list = [None]
+
+    def decide():   # on rank 0 (hosts without a shared file system see different checkpoints)
+        point = chosen[0] = resume_io.choose(resume, work_dir, run_config, multirun)
+        if resume and point is None:
+            log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", resume)
+        run_dir = point.run_dir if point is not None and point.run_dir is not None else work_dir
+        return run_dir, (point.path if point is not None else None)
+
+    work_dir, resume_path = from_rank0(state, decide)   # a resumed run writes into its checkpoint's run dir
+    point = chosen[0]   # rank 0's, loaded and checked; the other ranks load resume_path in Runner.run
+    if tc.num_threads is not None:
+        torch.set_num_threads(tc.num_threads)
     set_seed(cfg.seed)
     data = build(cfg.data, "data")
     model, optimizer = build_model_and_optimizer(cfg)
     components = build_components(cfg)
     evaluator = build(cfg.evaluator, "evaluator")
-    options = {k: t[k] for k in TRAINER_OPTIONS}
-    options["resume"] = str(resume_path) if resume_path else None
+    tc = dataclasses.replace(tc, resume=str(resume_path) if resume_path else None)
     runner = Runner(model, optimizer, data.train, val_data=data.val, evaluator=evaluator, components=components,
                     sinks=list(extra_sinks or []), collate_fn=getattr(data, "collate_fn", None), seed=cfg.seed,
-                    work_dir=work_dir, **options)
+                    work_dir=work_dir, config=tc, run_config=run_config, resume_point=point)
     if runner.is_main:   # the logger hook writes to runner.sinks
         runner.sinks.extend(tracking_sinks(cfg, runner.work_dir, resume=resume_path is not None))
     return runner
 
 
-def _resume_point(resume: str | None, work_dir: Path, multirun: bool) -> tuple[Path, Path | None]:
-    """``(run directory, checkpoint)`` for ``trainer.resume=resume``: a resumed run keeps writing
-    into the directory of the checkpoint it continues."""
-    from .core.checkpoint import find_resume
+def check_logger(cfg: DictConfig) -> None:
+    """``logger.wandb``'s values checked before anything is built (the sink is made last)."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    if node is not None:
+        from omegaconf import OmegaConf
 
-    resume_path = find_resume(resume, work_dir, multirun)
-    if resume and resume_path is None:
-        log.warning("trainer.resume=%s: no checkpoint found, starting a fresh run", resume)
-    elif resume_path is not None and resume_path.parent.name == "checkpoints":
-        work_dir = resume_path.parent.parent   # continue writing into the interrupted run's directory
-    return work_dir, resume_path
+        from .sinks.wandb import WandbConfig
+
+        WandbConfig(**OmegaConf.to_container(node, resolve=True))
 
 
 def tracking_sinks(cfg: DictConfig, work_dir: Path, resume: bool) -> list:
@@ -141,16 +174,19 @@ def groups_from_config(cfg: DictConfig) -> list[dict[str, Any]]:
     return group_hparams(optimizer, group_names(optimizer))
 
 
-def planned_rows(cfg: DictConfig, runner) -> list[dict[str, Any]]:
+def planned_rows(cfg: DictConfig, runner):
     """The planned schedule of a run about to start: its schedule components (those whose writes
-    depend on metrics not yet seen, the plateau reducer, are left out) previewed over the runner's
-    own param groups and iterations per epoch (per process)."""
-    from .schedules.preview import group_hparams, preview
+    depend on metrics not yet seen, the plateau reducer, are left out; an mmengine list's
+    ReduceOnPlateau members stay inert) previewed over the runner's own param groups and
+    iterations per epoch (per process). A :class:`~trainkit.schedules.preview.ScheduleTable`
+    (a sequence of row dicts built on demand)."""
+    from .schedules.preview import _preview, group_hparams
 
     t = cfg.trainer
     components, _ = schedule_components(cfg, planned=True)
-    return preview(group_hparams(runner.optimizer, runner.group_names), components,
-                   t.max_epochs, runner.iters_per_epoch, max_iters=t.max_iters)
+    table, _ = _preview(group_hparams(runner.optimizer, runner.group_names), components,
+                        t.max_epochs, runner.iters_per_epoch, None, t.max_iters, 1)
+    return table
 
 
 def iters_per_epoch_from_config(cfg: DictConfig, num_processes: int = 1) -> int:

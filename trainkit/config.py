@@ -7,10 +7,16 @@ is :class:`~trainkit.sinks.wandb.WandbConfig`: each option is declared once, the
 are the YAML files in ``recipes/``; each is stored in Hydra's ConfigStore as group
 ``recipe`` (package ``_global_``), so ``+recipe=NAME`` merges it over the primary config
 and ``+recipe=nope`` lists the available ones.
+
+The schema's boolean options are left untyped (:func:`untyped_booleans`): OmegaConf would
+turn ``trainer.progress=yes`` (or ``1``, ``on``) into ``True``; left as given, the value
+reaches the dataclass's own check, which refuses anything but a real boolean.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -27,16 +33,41 @@ CONF_DIR = ROOT / "conf"
 RECIPES_DIR = Path(os.environ.get("TRAINKIT_RECIPES", ROOT / "recipes"))
 
 
+def untyped_booleans(cls: type) -> type:
+    """A copy of dataclass ``cls`` (same name, fields and defaults) whose ``bool`` fields are typed
+    ``Any``, for the Hydra schema: OmegaConf converts strings and ints to a declared bool
+    (``"yes"``, ``"off"``, ``1`` → True/False); the checks of ``cls`` itself refuse them instead."""
+    hints = typing.get_type_hints(cls)
+
+    def schema_type(hint: Any) -> Any:
+        return Any if hint is bool or hint == Optional[bool] else hint
+
+    spec = [(f.name, schema_type(hints[f.name]), _same_default(f)) for f in dataclasses.fields(cls)]
+    schema = dataclasses.make_dataclass(cls.__name__, spec)
+    schema.__module__, schema.__doc__ = __name__, f"Hydra schema of {cls.__module__}.{cls.__name__}."
+    return schema
+
+
+def _same_default(f: dataclasses.Field) -> dataclasses.Field:
+    if f.default_factory is not dataclasses.MISSING:
+        return field(default_factory=f.default_factory)
+    return field(default=f.default)
+
+
+TrainerSchema = untyped_booleans(TrainerConfig)
+WandbSchema = untyped_booleans(WandbConfig)
+
+
 @dataclass
 class LoggerConfig:
-    wandb: Optional[WandbConfig] = field(default_factory=WandbConfig)   # null: metrics.jsonl only
+    wandb: Optional[WandbSchema] = field(default_factory=WandbSchema)   # null: metrics.jsonl only
 
 
 @dataclass
 class Config:
     name: str = "run"
     seed: int = 0
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    trainer: TrainerSchema = field(default_factory=TrainerSchema)
     model: Any = MISSING
     data: Any = MISSING
     optimizer: Any = MISSING

@@ -504,7 +504,7 @@ def _map_param_scheduler(b: _Builder, v: Any) -> None:
     node: dict[str, Any] = {"_target_": "trainkit.schedules.param_scheduler", "schedulers": schedulers}
     hook = ((b.cfg.get("default_hooks") or {}).get("param_scheduler") or {})
     if type_name(hook.get("type", "")) == "ReduceLRSchedulerHook":
-        node["val_metric"] = hook.get("val_metric")
+        node["hook"] = {**_plain(dict(hook)), "type": "ReduceLRSchedulerHook"}
     b.set("components.param_scheduler", node)
     kinds = ", ".join(s["type"] for s in schedulers)
     b.say("param_scheduler", "mapped", f"components.param_scheduler (trainkit.schedules.param_scheduler: {kinds})")
@@ -554,7 +554,7 @@ def _map_default_hooks(b: _Builder, v: Any) -> None:
                 out.append(f"logger: trainer.log_interval={int(hook['interval'])}")
         elif kind == "ReduceLRSchedulerHook":
             out.append(f"param_scheduler: ReduceLRSchedulerHook val_metric={hook.get('val_metric')!r} "
-                       "→ components.param_scheduler.val_metric")
+                       "→ components.param_scheduler.hook")
         elif kind in HOOKS_NOT_APPLICABLE:
             continue
         else:

@@ -1,6 +1,9 @@
 """``python -m trainkit.schedule +recipe=NAME [overrides] [options]``: a recipe's schedule,
 previewed without training (:func:`trainkit.schedules.preview.preview`).
 
+``--help`` (``-h``) prints this text. A bad value is one short error naming the key
+(``HYDRA_FULL_ERROR=1`` shows the traceback).
+
 Options (besides Hydra overrides)::
 
     [out=DIR] [format=csv|json] [iters_per_epoch=N | num_processes=N]
@@ -17,7 +20,6 @@ The components previewed are those that declare ``writes_param_groups = True``.
 """
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -26,7 +28,7 @@ from collections.abc import Sequence
 from .. import build as B
 from .. import config as C
 from ..schedules.preview import (_preview, _reductions, monitored_metrics, plot, trace_from_spec, validation_iters,
-                                 validations, write_csv)
+                                 validations, write_csv, write_json)
 
 OPTIONS = ("out", "format", "iters_per_epoch", "num_processes", "metric_trace")
 
@@ -52,6 +54,32 @@ def _positive_int(key: str, text: str) -> int:
     return value
 
 
+USAGE = __doc__
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The command: ``--help`` prints the usage; a bad value (or override) prints one short error
+    on stderr and returns 2 (``HYDRA_FULL_ERROR=1`` re-raises it with its traceback)."""
+    import os
+
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(USAGE.strip())
+        return 0
+    try:
+        main(args)
+    except (ValueError, TypeError, FileNotFoundError, HydraException, OmegaConfBaseException) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        cause = f"\n{e.__cause__}" if isinstance(e.__cause__, OmegaConfBaseException) else ""
+        print(f"Error: {e}{cause}\n(HYDRA_FULL_ERROR=1 shows the traceback; --help shows the usage)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
@@ -67,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
         raise ValueError(f"give a recipe: +recipe=NAME (available: {', '.join(C.recipe_names())})")
     if OmegaConf.is_missing(cfg, "data") and "iters_per_epoch" not in ours:
         raise ValueError(f"the recipe {cfg.name!r} has data: ??? (a ported config?): give iters_per_epoch=N")
+    t = B.trainer_config(cfg)   # the trainer's values checked as for training
     t0 = time.perf_counter()
     groups = B.groups_from_config(cfg)
     if OmegaConf.is_missing(cfg, "model"):
@@ -78,7 +107,6 @@ def main(argv: Sequence[str] | None = None) -> Path:
     ipe = _positive_int("iters_per_epoch", ours["iters_per_epoch"]) if "iters_per_epoch" in ours \
         else B.iters_per_epoch_from_config(cfg, world)
     components, skipped = B.schedule_components(cfg)
-    t = cfg.trainer
     n_val = validations(t.max_epochs, ipe, t.max_iters, t.val_interval, t.val_begin)
     spec = ours.get("metric_trace", (cfg.extra or {}).get("metric_trace"))
     trace = None if spec is None else trace_from_spec(spec, monitored_metrics(components), n_val)
@@ -86,10 +114,7 @@ def main(argv: Sequence[str] | None = None) -> Path:
     out = Path(ours.get("out", Path("outputs") / cfg.name / "schedule"))
     out.mkdir(parents=True, exist_ok=True)
     table = out / f"schedule.{fmt}"
-    if fmt == "csv":
-        write_csv(rows, table)
-    else:
-        table.write_text(json.dumps(rows))
+    (write_csv if fmt == "csv" else write_json)(rows, table)
     metrics = None
     if trace:
         val_iters = validation_iters(t.max_epochs, ipe, t.max_iters, t.val_interval, t.val_begin)
@@ -112,4 +137,4 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -1,9 +1,12 @@
 """``python -m trainkit.train +recipe=NAME [overrides]``: compose the config, build the run
 (:mod:`trainkit.build`), train, and return the monitored metric (so Hydra sweepers can
-optimise it)."""
+optimise it). ``--help`` prints Hydra's usage. A bad value, or a fault whose message says
+what to do (a full disk, a damaged checkpoint, a diverging loss), is printed as one short
+error, not a traceback (``HYDRA_FULL_ERROR=1`` shows the traceback)."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .. import build as B
 from .. import config as C
+from ..core.checks import ConfigError, ReportedError
 
 log = logging.getLogger("trainkit")
 
@@ -34,10 +38,8 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
     """Train from a composed config; returns ``metrics[trainer.monitor]`` (or None)."""
     runner = B.build_runner(cfg, Path(work_dir), multirun=multirun)
     if runner.is_main:
-        runner.work_dir.mkdir(parents=True, exist_ok=True)
-        (runner.work_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        (runner.work_dir / "events.txt").write_text(runner.bus.describe() + "\n")
-        if cfg.trainer.print_events:
+        write_run_files(runner, OmegaConf.to_yaml(cfg, resolve=True))
+        if runner.config.print_events:
             print(runner.bus.describe())
     log_planned_schedule(cfg, runner)
     status = "failed"
@@ -54,11 +56,30 @@ def run_config(cfg: DictConfig, work_dir: str | Path, multirun: bool = False) ->
     if monitor is None:
         return None
     if monitor not in metrics:
-        raise ValueError(f"trainer.monitor={monitor!r} is not among the final metrics {sorted(metrics)}")
+        raise ConfigError(f"trainer.monitor={monitor!r} is not among the final metrics {sorted(metrics)}")
     value = metrics[monitor]
     if runner.is_main:
         log.info("%s = %.6g", monitor, value)
     return value
+
+
+def write_run_files(runner, config_yaml: str) -> tuple[Path, Path]:
+    """``config.yaml`` (the resolved config) and ``events.txt`` (handlers per event) in the run
+    directory. A run that continues in a directory that already has them (a resume) never
+    overwrites them: it writes ``config.resume-<n>.yaml`` and ``events.resume-<n>.txt``, ``n``
+    counting the resumes."""
+    d = runner.work_dir
+    d.mkdir(parents=True, exist_ok=True)
+    config, events = d / "config.yaml", d / "events.txt"
+    n = 0
+    while config.exists() or events.exists():
+        n += 1
+        config, events = d / f"config.resume-{n}.yaml", d / f"events.resume-{n}.txt"
+    config.write_text(config_yaml)
+    events.write_text(runner.bus.describe() + "\n")
+    if n:
+        log.info("this run continues in %s: its config is in %s (config.yaml is the first run's)", d, config.name)
+    return config, events
 
 
 def _task(cfg: DictConfig) -> float | None:
@@ -66,7 +87,24 @@ def _task(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
-    return run_config(cfg, hc.runtime.output_dir, multirun=hc.mode == RunMode.MULTIRUN)
+    try:
+        return run_config(cfg, hc.runtime.output_dir, multirun=hc.mode == RunMode.MULTIRUN)
+    except Exception as e:
+        short = short_error(e)
+        if short is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        raise short from None
+
+
+def short_error(e: BaseException) -> Exception | None:
+    """The one-line error Hydra prints for ``e`` (its message, no traceback) when ``e``'s message is
+    all a user needs: a bad config value (:class:`ConfigError`) or a fault that says what to do
+    (:class:`ReportedError`); None for anything else (a bug: the traceback matters)."""
+    from hydra.errors import CompactHydraException
+
+    if isinstance(e, (ConfigError, ReportedError)):
+        return CompactHydraException(f"Error: {e}")   # Hydra adds: HYDRA_FULL_ERROR=1 for the traceback
+    return None
 
 
 def main() -> Any:

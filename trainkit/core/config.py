@@ -4,13 +4,24 @@
 defaults are the YAML defaults; ``python -m trainkit.train trainer.grad_accum=4``),
 the keyword arguments of :class:`trainkit.core.runner.Runner`
 (``Runner(model, opt, data, grad_accum=4)``), and what the entry point reads.
+
+Every value is checked when a ``TrainerConfig`` is made (``__post_init__``), against the
+field's declared type and the bounds declared with it (``option(default, low=1)``):
+booleans are real booleans (never ``"yes"`` or ``1``), 0 or a negative number never
+means "the default" or "off" (say ``null``), and the error names ``trainer.<field>``,
+the value and what is allowed. The Hydra schema (:mod:`trainkit.config`) is this
+dataclass with its booleans left untyped, so that ``trainer.progress=yes`` reaches this
+check instead of being converted to ``True`` by OmegaConf.
 """
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional
+
+from .checks import ConfigError, check_dataclass
 
 
 class MixedPrecision(str, enum.Enum):
@@ -25,6 +36,12 @@ class NonFinite(str, enum.Enum):
     error = "error"     # stop with NonFiniteLossError
     skip = "skip"       # skip that optimizer step (on every rank together)
     ignore = "ignore"   # step anyway
+
+
+def option(default: Any, *, low: float | None = None, low_open: bool = False, nonempty: bool = False) -> Any:
+    """A field with its bounds: ``low`` (``>= low``, or ``> low`` with ``low_open``) for numbers,
+    ``nonempty`` for strings; checked by :func:`~trainkit.core.checks.check_dataclass`."""
+    return field(default=default, metadata={"low": low, "low_open": low_open, "nonempty": nonempty})
 
 
 class Rule(str, enum.Enum):
@@ -44,37 +61,53 @@ class CheckpointConfig:
     save_best: Optional[str] = None     # validation metric, e.g. val/acc: best.pt holds the best validation so far
     rule: Optional[Rule] = None         # greater | less; null: inferred from the metric's name (mmengine's keys)
     top_k: int = 1                      # > 1: also keep the k best as best_epoch_<N>.pt (best.pt links the first)
+    # (checked, with messages naming each key, by trainkit.core.checkpoint.CheckpointManager)
 
 
 @dataclass
 class TrainerConfig:
-    max_epochs: Optional[int] = 10          # give this or max_iters (then max_epochs: null)
-    max_iters: Optional[int] = None         # iteration-based training
-    batch_size: int = 32                    # per process
-    val_batch_size: Optional[int] = None    # null: batch_size
-    num_workers: int = 0                    # DataLoader workers
+    max_epochs: Optional[int] = option(10, low=1)       # give this or max_iters (then max_epochs: null)
+    max_iters: Optional[int] = option(None, low=1)      # iteration-based training
+    batch_size: int = option(32, low=1)                 # per process
+    val_batch_size: Optional[int] = option(None, low=1)   # null: batch_size
+    num_workers: int = option(0, low=0)                 # DataLoader workers (0: load in the main process)
     drop_last: bool = False
-    val_interval: int = 1                   # validate every N epochs, and after the last epoch
-    val_begin: int = 1                      # first epoch (1-based) that validates
-    grad_accum: int = 1                     # optimizer step every N batches
-    clip_grad: Optional[float] = None       # max global grad norm; null: no clipping
+    val_interval: int = option(1, low=1)                # validate every N epochs, and after the last epoch
+    val_begin: int = option(1, low=1)                   # first epoch (1-based) that validates
+    grad_accum: int = option(1, low=1)                  # optimizer step every N batches
+    clip_grad: Optional[float] = option(None, low=0, low_open=True)   # max global grad norm; null: no clipping
     mixed_precision: MixedPrecision = MixedPrecision.no   # no | fp16 | bf16
-    checkpoint_interval: int = 1            # write epoch_<N>.pt every N epochs; last.pt every epoch
-    checkpoint_interval_iters: Optional[int] = None   # also last.pt and iter_<N>.pt every N iterations
+    checkpoint_interval: int = option(1, low=1)         # write epoch_<N>.pt every N epochs; last.pt every epoch
+    checkpoint_interval_iters: Optional[int] = option(None, low=1)   # also last.pt + iter_<N>.pt every N iterations
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)   # retention and best.pt
-    resume: Optional[str] = None            # auto | PATH
-    load_from: Optional[str] = None         # start from this file's model weights (a fresh run, not a resume)
+    resume: Optional[str] = option(None, nonempty=True)   # auto | PATH (README: what may differ on resume)
+    load_from: Optional[str] = option(None, nonempty=True)   # start from this file's model weights (a fresh run)
     load_from_prefix: Any = None            # {file module: model module}: {backbone: backbone} takes backbone.*
     #                                         only; {.: backbone} puts a whole file under backbone; null: as is
     load_from_strict: bool = False          # true: every model entry loaded and every file entry used, or an error
-    log_interval: int = 10                  # a logged row every N iterations (and at epoch ends)
-    nonfinite: NonFinite = NonFinite.error  # error | skip | ignore
-    progress: bool = True                   # progress bar
-    monitor: Optional[str] = None           # metric returned to sweepers, e.g. val/acc
-    print_events: bool = False              # print which handlers fire at each event
-    num_threads: Optional[int] = None       # torch intra-op threads (null: torch's default)
-    find_unused_parameters: bool = False    # DDP: parameters that get no gradient in some steps
-    dist_timeout: float = 300.0             # seconds a collective waits for every rank (several processes)
+    log_interval: int = option(10, low=1)               # a logged row every N iterations (and at epoch ends)
+    nonfinite: NonFinite = NonFinite.error              # error | skip | ignore
+    max_consecutive_skips: int = option(20, low=1)      # nonfinite=skip: stop after this many skipped steps in a row
+    progress: bool = True                               # progress bar
+    monitor: Optional[str] = option(None, nonempty=True)   # metric returned to sweepers, e.g. val/acc
+    print_events: bool = False                          # print which handlers fire at each event
+    num_threads: Optional[int] = option(None, low=1)    # torch intra-op threads (null: torch's default)
+    find_unused_parameters: bool = False                # DDP: parameters that get no gradient in some steps
+    dist_timeout: float = option(300.0, low=0, low_open=True)   # seconds a collective waits for every rank
+
+    def __post_init__(self) -> None:
+        check_dataclass(self, "trainer")
+        if not math.isfinite(self.dist_timeout):
+            raise ConfigError(f"trainer.dist_timeout={self.dist_timeout!r} is not valid; allowed: a finite number > 0")
+        prefix = self.load_from_prefix
+        if prefix is not None and not (isinstance(prefix, Mapping) and all(isinstance(x, str) for kv in prefix.items()
+                                                                          for x in kv)):
+            raise ConfigError(f"trainer.load_from_prefix={prefix!r} is not valid; allowed: a map of module names "
+                              "(file module: model module), e.g. {backbone: backbone} or {.: backbone}, or null")
+        if (self.max_epochs is None) == (self.max_iters is None):
+            raise ConfigError("set exactly one of trainer.max_epochs and trainer.max_iters "
+                              f"(got max_epochs={self.max_epochs}, max_iters={self.max_iters}); "
+                              "for iteration-based training: trainer.max_epochs=null trainer.max_iters=N")
 
 
 TRAINER_OPTIONS = tuple(f.name for f in fields(TrainerConfig))

@@ -36,7 +36,9 @@ class ParamGroupWriter(Protocol):
     """A component that writes param groups' lr / momentum / weight decay: the schedule
     preview (``python -m trainkit.schedule``) runs exactly the components that declare
     ``writes_param_groups = True``. ``needs_metrics = True`` says its writes depend on
-    validation metrics (the planned schedule charted at a run's start leaves it out)."""
+    validation metrics (the planned schedule charted at a run's start leaves it out). Optional:
+    ``extra_params`` (group keys it schedules besides lr / momentum: previewed as
+    ``<key>/<group>``) and ``monitors()`` (``{metric: 'min' | 'max'}`` it consumes)."""
 
     writes_param_groups: bool
 

@@ -10,6 +10,8 @@ iterations as their step. Only the main process writes.
 from __future__ import annotations
 
 import json
+import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +19,8 @@ from typing import Any, Protocol
 from .checks import every_n
 from .events import Priority
 from .groups import get_momentum, group_names
+
+log = logging.getLogger("trainkit")
 
 
 class Sink(Protocol):
@@ -27,20 +31,33 @@ class Sink(Protocol):
 class JsonlSink:
     """Appends one JSON object per row to ``metrics.jsonl``: ``{"step": s, **row}``.
 
-    ``truncate_from(step)`` (used on resume) moves rows with ``step >= step`` out of
-    the file into ``metrics.superseded.jsonl``, so nothing written is lost and the
-    main file holds one consistent trajectory.
+    Strict JSON: a non-finite value (a NaN loss, an infinite ``plateau/best`` before any
+    check) is written as ``null``. ``rows`` counts the complete rows in the file; a checkpoint
+    stores it (:meth:`position`, after a flush), and a run resumed from that checkpoint keeps
+    exactly those rows (:meth:`keep`): every later one moves to ``metrics.superseded.jsonl``,
+    so nothing written is lost and the main file holds one trajectory, row for row the
+    uninterrupted run's. ``step`` alone could not tell epoch ``N``'s validation row (logged
+    with ``step`` = completed iterations, before the epoch checkpoint) from iteration ``N``'s.
     """
+
+    SUPERSEDED = "metrics.superseded.jsonl"
 
     def __init__(self, path: str | os.PathLike, flush_every: int = 50):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.rows = len(_complete_lines(self.path))
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the sink holds it until close)
         self._pending = 0
         self.flush_every = flush_every
 
     def log(self, row: dict[str, Any], step: int) -> None:
-        self._fh.write(json.dumps({"step": step, **row}, default=_jsonable, allow_nan=True) + "\n")
+        row = {"step": step, **row}
+        try:   # the common case costs one dumps; a non-finite value raises and is written as null
+            line = json.dumps(row, default=_jsonable, allow_nan=False)
+        except ValueError:
+            line = json.dumps(_finite_or_null(row), default=_jsonable)
+        self._fh.write(line + "\n")
+        self.rows += 1
         self._pending += 1
         if self._pending >= self.flush_every:
             self.flush()
@@ -49,32 +66,76 @@ class JsonlSink:
         self._fh.flush()
         self._pending = 0
 
+    def position(self) -> dict[str, int]:
+        """What a checkpoint records: the rows on disk now (flushed first)."""
+        self.flush()
+        return {"rows": self.rows}
+
+    def keep(self, rows: int) -> int:
+        """Keep the first ``rows`` rows; move every later line (a line cut by a kill included) to
+        ``metrics.superseded.jsonl``. ``keep(0)`` clears the file for a fresh start. Returns how
+        many lines moved."""
+        lines = _complete_lines(self.path, partial=True)
+        if 0 < len(lines) < rows:   # (empty: a run resumed from another directory's checkpoint starts it)
+            log.warning("%s holds %d rows but the checkpoint recorded %d: rows were removed from it since",
+                        self.path, len(lines), rows)
+        return self._split(lines[:rows], lines[rows:])
+
     def truncate_from(self, step: int) -> int:
-        """Move rows with ``step >= step`` to ``metrics.superseded.jsonl``; returns how many."""
-        self._fh.close()
+        """Move rows with ``step >= step`` to ``metrics.superseded.jsonl`` (for checkpoints written
+        before rows were counted); returns how many."""
         keep, moved = [], []
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    s = json.loads(line).get("step", -1)
-                except json.JSONDecodeError:  # a line cut by a kill -9
-                    moved.append(line)
-                    continue
-                (moved if s >= step else keep).append(line)
+        for line in _complete_lines(self.path, partial=True):
+            try:
+                s = json.loads(line).get("step", -1)
+            except json.JSONDecodeError:  # a line cut by a kill -9
+                moved.append(line)
+                continue
+            (moved if s >= step else keep).append(line)
+        return self._split(keep, moved)
+
+    def _split(self, keep: list[str], moved: list[str]) -> int:
+        self._fh.close()
         if moved:
-            with open(self.path.with_name("metrics.superseded.jsonl"), "a", encoding="utf-8") as f:
-                f.write("\n".join(moved) + "\n")
+            with open(self.path.with_name(self.SUPERSEDED), "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in moved))
+                f.flush()
+                os.fsync(f.fileno())
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
             os.replace(tmp, self.path)
+        self.rows = len(keep)
         self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (the sink holds it until close)
         return len(moved)
 
     def close(self, status: str = "finished") -> None:
         if not self._fh.closed:
             self._fh.close()
+
+
+def _complete_lines(path: Path, partial: bool = False) -> list[str]:
+    """The non-empty lines of ``path`` ([] if absent); a last line without its newline (cut by a
+    kill) only with ``partial``."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    tail = lines.pop()   # "" when the file ends with a newline
+    out = [line for line in lines if line.strip()]
+    if partial and tail.strip():
+        out.append(tail)
+    return out
+
+
+def _finite_or_null(x: Any) -> Any:
+    """``x`` with every non-finite float (NaN, ±inf), also inside lists and dicts, as None (``null``)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite_or_null(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite_or_null(v) for v in x]
+    return x
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -84,9 +145,10 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def _jsonable(x: Any) -> Any:
     try:
-        return float(x)
+        x = float(x)
     except (TypeError, ValueError):
         return str(x)
+    return x if math.isfinite(x) else None
 
 
 def optimizer_scalars(optimizer, names: list[str] | None = None) -> dict[str, float]:
@@ -104,7 +166,8 @@ def optimizer_scalars(optimizer, names: list[str] | None = None) -> dict[str, fl
 class LoggerHook:
     """Writes a row every ``interval`` iterations (and always at epoch ends and after
     validation) to every sink: loss and the model's other scalar outputs, each group's
-    lr and momentum, and whatever components put into ``runner.scalars``.
+    lr and momentum, ``train/skipped_steps`` (steps skipped so far, under
+    ``trainer.nonfinite=skip``) and whatever components put into ``runner.scalars``.
 
     Runs early at ``after_iter`` (priority HIGH) so the lr it records is the one the
     step used, before any component that steps its schedule after the iteration.
@@ -131,6 +194,8 @@ class LoggerHook:
             if k == "loss" or getattr(v, "ndim", 1) == 0 or isinstance(v, (int, float)):
                 row[k if k == "loss" else f"train/{k}"] = _to_float(v)
         row.update(optimizer_scalars(runner.optimizer, runner.group_names))   # names computed once
+        if getattr(runner, "nonfinite", None) == "skip":
+            row["train/skipped_steps"] = runner.skipped_steps   # so far in the run
         row.update(runner.scalars)
         runner.scalars.clear()
         runner.last_row = row

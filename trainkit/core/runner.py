@@ -29,7 +29,8 @@ from torch.utils.data import Dataset
 
 from . import checkpoint as ckpt_io
 from . import dist
-from .checks import check_choice, every_n, validation_due
+from . import resume as resume_io
+from .checks import ConfigError, ReportedError, every_n, validation_due
 from .config import NonFinite, TrainerConfig, trainer_config, value_of
 from .data import make_loader, to_device
 from .events import Event, EventBus
@@ -41,8 +42,9 @@ log = logging.getLogger("trainkit")
 _LEAN = {DistributedType.NO, DistributedType.MULTI_CPU, DistributedType.MULTI_GPU}
 
 
-class NonFiniteLossError(FloatingPointError):
-    pass
+class NonFiniteLossError(ReportedError, FloatingPointError):
+    """A non-finite loss under ``trainer.nonfinite=error``, or too many skipped steps in a row under
+    ``skip``; the message names the iteration, every group's lr and the intact checkpoint."""
 
 
 class Runner:
@@ -50,9 +52,15 @@ class Runner:
 
     The model's ``forward(batch)`` returns a dict with a scalar ``loss`` (and any
     other scalars to log). ``evaluator(runner) -> {name: float}`` computes the
-    validation metrics. ``components`` maps names to objects whose methods named
-    after events (``before_iter``, ...) go on the bus and whose ``state_dict`` goes
-    into checkpoints under that name.
+    validation metrics; it may declare ``metric_names(runner)``, the names it returns,
+    so that ``trainer.monitor`` and a component's ``val_metric`` are checked before the
+    first iteration. ``components`` maps names to objects whose methods named after
+    events (``before_iter``, ...) go on the bus and whose ``state_dict`` goes into
+    checkpoints under that name. ``run_config`` (the resolved config, a plain mapping)
+    is stored in every checkpoint, and a checkpoint is resumed from only when its stored
+    config is compatible (:mod:`trainkit.core.resume`). ``resume="auto"`` here looks in
+    ``work_dir`` only; ``resume_point`` is a checkpoint already chosen (and loaded) by
+    :func:`trainkit.core.resume.choose`, e.g. in a sibling run directory.
     """
 
     def __init__(
@@ -72,30 +80,20 @@ class Runner:
         work_dir: str | os.PathLike | None = None,
         accelerator: Accelerator | None = None,
         config: TrainerConfig | None = None,
+        run_config: Mapping[str, Any] | None = None,
+        resume_point: resume_io.ResumePoint | None = None,
         **options: Any,
     ):
         """``config`` (a :class:`~trainkit.core.config.TrainerConfig`) or its fields as keyword
         ``options`` (``max_epochs=3, grad_accum=2``) set the loop; not both."""
         if config is not None and options:
             raise TypeError(f"give config or trainer options, not both (got {sorted(options)})")
-        cfg = config if config is not None else trainer_config(options)
+        cfg = config if config is not None else trainer_config(options)   # every value checked there
+        if not isinstance(cfg, TrainerConfig):
+            raise TypeError(f"config must be a TrainerConfig, got {type(cfg).__name__}")
         self.config = cfg
         max_epochs, max_iters = cfg.max_epochs, cfg.max_iters
-        nonfinite = check_choice("trainer.nonfinite", value_of(cfg.nonfinite), [m.value for m in NonFinite])
-        mixed_precision = value_of(cfg.mixed_precision)
-        if (max_epochs is None) == (max_iters is None):
-            raise ValueError("set exactly one of trainer.max_epochs and trainer.max_iters "
-                             f"(got max_epochs={max_epochs}, max_iters={max_iters})")
-        for key, val in (("trainer.max_epochs", max_epochs), ("trainer.max_iters", max_iters)):
-            if val is not None and val < 1:
-                raise ValueError(f"{key} must be >= 1, got {val}")
-        for key, val in (("trainer.val_interval", cfg.val_interval), ("trainer.val_begin", cfg.val_begin),
-                         ("trainer.grad_accum", cfg.grad_accum),
-                         ("trainer.checkpoint_interval", cfg.checkpoint_interval)):
-            if val < 1:
-                raise ValueError(f"{key} must be >= 1, got {val}")
-        if cfg.clip_grad is not None and cfg.clip_grad <= 0:
-            raise ValueError(f"trainer.clip_grad must be > 0 or null, got {cfg.clip_grad}")
+        nonfinite, mixed_precision = value_of(cfg.nonfinite), value_of(cfg.mixed_precision)
         batch_size, drop_last, num_workers = cfg.batch_size, cfg.drop_last, cfg.num_workers
 
         self.dist_timeout = dist.timeout_seconds(cfg.dist_timeout)
@@ -116,6 +114,9 @@ class Runner:
         self.checkpoint_interval = cfg.checkpoint_interval
         self.checkpoint_interval_iters = cfg.checkpoint_interval_iters
         self.resume, self.progress = cfg.resume, cfg.progress and self.is_main
+        self.run_config = dict(run_config) if run_config is not None else None
+        self.resume_point = resume_point
+        self.max_consecutive_skips = cfg.max_consecutive_skips
 
         self.dry_run = dry_run
         if (train_data is None) == (train_loader is None):
@@ -163,7 +164,8 @@ class Runner:
         self.metrics: dict[str, float] = {}
         self.scalars: dict[str, float] = {}   # components add scalars for the next logged row
         self.last_row: dict[str, Any] = {}
-        self.skipped_steps = 0
+        self.skipped_steps = 0      # steps skipped for a non-finite loss (nonfinite=skip), in the whole run
+        self.skips_in_a_row = 0
         # deferred nonfinite=error check on an accelerator: first non-finite iteration, or -1
         self._first_bad = torch.full((), -1, dtype=torch.long, device=acc.device) \
             if nonfinite == NonFinite.error.value and acc.device.type != "cpu" and not dry_run else None
@@ -185,30 +187,45 @@ class Runner:
         self.bus.fire(event, self)
 
     def run(self) -> dict[str, float]:
-        """Train to ``max_iters``; returns the last validation metrics."""
-        acc = self.accelerator   # rank 0 finds the checkpoint (hosts may see different files)
-        resume = self.resume if self.dry_run else dist.default_resume(self.resume, acc)
-        resume_path = dist.from_rank0(acc, ckpt_io.find_resume, resume, self.work_dir)
-        state = self._load(resume_path) if resume_path else None
-        if state is None:
+        """Train to ``max_iters``; returns the last validation metrics.
+
+        Before the first iteration: the metric names ``trainer.monitor`` and the components'
+        ``val_metric`` give are checked against the evaluator's, the checkpoint to resume from
+        is chosen on rank 0 and loaded on every rank (sent by rank 0 where a rank's disk lacks it;
+        or the directory is checked to hold no earlier run's checkpoints, and earlier rows are
+        moved aside; a fresh run then takes ``trainer.load_from``'s weights), and stale temporary
+        checkpoint files are removed."""
+        acc = self.accelerator
+        self.check_metric_names()
+        point = self._resume_point()
+        if point is not None:
+            state = self._load(point)
+            if self.load_from and self.is_main:
+                log.info("trainer.load_from=%s not used: resuming from %s (whose weights started from it)",
+                         self.load_from, point.path)
+        else:
+            state = None
+            self._start_fresh()
             set_seed(self.seed)
             self._load_from()
-        elif self.load_from and self.is_main:
-            log.info("trainer.load_from=%s not used: resuming from %s (whose weights started from it)",
-                     self.load_from, resume_path)
+        self._remove_stale_tmp()
         self.fire(Event.BEFORE_RUN)
         if state is not None:
             for name, comp in self.components.items():
                 if name in state["components"] and hasattr(comp, "load_state_dict"):
                     comp.load_state_dict(state["components"][name])
             ckpt_io.set_rng_state(state["rng"])
+        start_iter = self.iter
+        if state is not None and start_iter >= self.max_iters and self.is_main:
+            log.info("the checkpoint is at the end of this run (iter %d of %d): nothing to train", start_iter,
+                     self.max_iters)
         bar = self._progress_bar()
         try:
             while self.epoch < self.max_epochs and self.iter < self.max_iters:
                 self._train_epoch(bar)
                 if self.iter < self.max_iters or self.inner_iter == 0:
                     self._end_epoch()
-            if self.inner_iter != 0:   # max_iters ended mid-epoch: the last epoch; validate and save once more
+            if self.inner_iter != 0 and self.iter > start_iter:   # max_iters ended mid-epoch: the last epoch
                 if validation_due(self.max_epochs, self.max_epochs, self.val_interval, self.val_begin):
                     self._validate()
                 self._save("last")
@@ -223,6 +240,66 @@ class Runner:
                 bar.close()
         self.fire(Event.AFTER_RUN)
         return dict(self.metrics)
+
+    # --------------------------------------------------------- before training
+    def metric_consumers(self) -> list[tuple[str, str]]:
+        """``(config key, metric name)`` of every option that names a validation metric:
+        ``trainer.monitor`` and each component's ``val_metric``."""
+        wanted = [("trainer.monitor", self.monitor)] if self.monitor else []
+        for name, comp in self.components.items():
+            metric = getattr(comp, "val_metric", None)
+            if isinstance(metric, str):
+                wanted.append((f"components.{name}.val_metric", metric))
+        return wanted
+
+    def check_metric_names(self) -> None:
+        """Every name :meth:`metric_consumers` gives must be one the evaluator declares
+        (``evaluator.metric_names(runner)``); an evaluator that declares none is trusted until
+        its first validation. Raises :class:`ConfigError` before the first iteration."""
+        wanted = self.metric_consumers()
+        if not wanted or self.dry_run:
+            return
+        if self.evaluator is None:
+            key, metric = wanted[0]
+            raise ConfigError(f"{key}={metric!r} names a validation metric, but the run has no evaluator")
+        declare = getattr(self.evaluator, "metric_names", None)
+        if declare is None:
+            log.info("the evaluator (%s) declares no metric_names(runner): %s checked at the first validation",
+                     type(self.evaluator).__name__, ", ".join(k for k, _ in wanted))
+            return
+        names = set(declare(self))
+        for key, metric in wanted:
+            if metric not in names:
+                raise ConfigError(f"{key}={metric!r} names no metric of the evaluator "
+                                  f"({type(self.evaluator).__name__}); it reports: {', '.join(sorted(names))}")
+
+    def _start_fresh(self) -> None:
+        """A fresh start must not overwrite an earlier run's checkpoints, and moves the rows an
+        earlier attempt left (killed before its first checkpoint) to ``metrics.superseded.jsonl``."""
+        if not self.is_main or self.dry_run:
+            return
+        found = self.checkpoints.checkpoints()
+        if found:
+            raise ckpt_io.CheckpointError(
+                f"{self.checkpoints.dir} already holds checkpoints ({', '.join(p.name for p in found[:3])}"
+                f"{', ...' if len(found) > 3 else ''}) and this run starts afresh (trainer.resume="
+                f"{self.resume!r}); it would overwrite them. Continue that run with trainer.resume=auto, or "
+                "start this one in another run directory")
+        sink = self._jsonl()
+        moved = sink.keep(0) if sink is not None else 0
+        if moved:
+            log.warning("%s held %d rows of an earlier attempt that wrote no checkpoint; moved them to %s and "
+                        "starting afresh", sink.path, moved, sink.SUPERSEDED)
+
+    def _remove_stale_tmp(self) -> None:
+        if self.is_main and not self.dry_run:
+            removed = self.checkpoints.remove_stale_tmp()
+            if removed:
+                log.info("removed %d temporary checkpoint file(s) of a write that never finished: %s",
+                         len(removed), ", ".join(p.name for p in removed))
+
+    def _jsonl(self) -> JsonlSink | None:
+        return next((s for s in self.sinks if isinstance(s, JsonlSink)), None)
 
     def _train_epoch(self, bar) -> None:
         start = self.inner_iter
@@ -269,9 +346,9 @@ class Runner:
         with self._no_sync(sync):
             self.outputs = outputs = self.model(batch)
             if not self._loss_ok(outputs["loss"]):
-                self.skipped_steps += 1
-                self.optimizer.zero_grad(set_to_none=True)
+                self._skip_step(outputs["loss"])
                 return
+            self.skips_in_a_row = 0
             self._backward(outputs["loss"])
         if sync:
             self._optimizer_step()
@@ -332,15 +409,40 @@ class Runner:
             ok = self.accelerator.reduce(bad, reduction="sum").item() == 0
         return ok
 
+    def _skip_step(self, loss: torch.Tensor) -> None:
+        """``nonfinite=skip``: drop this batch's gradients (the window's so far); warn at the run's
+        first skip; stop after ``max_consecutive_skips`` skipped steps in a row."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self.skips_in_a_row += 1
+        if self.skips_in_a_row >= self.max_consecutive_skips:
+            raise NonFiniteLossError(
+                f"{self.skips_in_a_row} steps in a row skipped for a non-finite loss (trainer.nonfinite=skip, "
+                f"trainer.max_consecutive_skips={self.max_consecutive_skips}), the last at epoch {self.epoch}, "
+                f"iter {self.iter}; lrs {self._lrs()}; {self.skipped_steps} skipped in the run. The run is "
+                f"diverging: {self._kept()}; lower the lr (or raise trainer.max_consecutive_skips)")
+        if self.skipped_steps == 1 and self.is_main:
+            log.warning("non-finite loss %s at epoch %d, iter %d: step skipped (trainer.nonfinite=skip); skipped "
+                        "steps are counted in train/skipped_steps, and the run stops after "
+                        "trainer.max_consecutive_skips=%d in a row", float(loss.detach()), self.epoch, self.iter,
+                        self.max_consecutive_skips)
+
+    def _lrs(self) -> dict[str, float]:
+        return {n: g["lr"] for n, g in zip(self.group_names, self.optimizer.param_groups, strict=True)}
+
+    def _kept(self) -> str:
+        last = self.checkpoints.last
+        if last is None:
+            return "No checkpoint was written yet"
+        return f"The last checkpoint {last} (iter {self.checkpoints.last_iter}) is intact"
+
     def _raise_if_nonfinite(self) -> None:
         """Read the device flag of the deferred ``nonfinite=error`` check (one host sync)."""
         if self._first_bad is not None and (first := int(self._first_bad.item())) >= 0:
             raise self._nonfinite_error(first, float("nan"), found_at=self.iter)
 
     def _nonfinite_error(self, at: int, value: float, found_at: int | None = None) -> NonFiniteLossError:
-        lrs = {n: g["lr"] for n, g in zip(self.group_names, self.optimizer.param_groups, strict=True)}
-        last = self.work_dir / "checkpoints" / "last.pt"
-        kept = f"The last checkpoint {last} is intact" if last.is_file() else "No checkpoint was written yet"
+        lrs, kept = self._lrs(), self._kept()
         where = f"(inner_iter {self.inner_iter})" if found_at is None else (
             f"(found by the check after iteration {found_at - 1}: the steps in between were taken, "
             "no checkpoint was written after it)")
@@ -384,7 +486,18 @@ class Runner:
             "rng": ckpt_io.rng_state(),
             "skipped_steps": self.skipped_steps,
             "checkpoints": self.checkpoints.state_dict(),
+            "skips_in_a_row": self.skips_in_a_row,
+            "config": self.run_config,           # what resume compares (trainkit.core.resume)
+            "record": self._record_position(),   # metrics.jsonl's rows at this checkpoint
         }
+
+    def _record_position(self) -> dict[str, int] | None:
+        """The rows of ``metrics.jsonl`` on disk now (every sink flushed first): a resumed run keeps
+        exactly these. None on the processes that write no record."""
+        for sink in self.sinks:   # rows up to this point are on disk before the checkpoint
+            getattr(sink, "flush", lambda: None)()
+        sink = self._jsonl()
+        return sink.position() if sink is not None else None
 
     def _save(self, *names: str) -> None:
         if self.dry_run:
@@ -392,26 +505,55 @@ class Runner:
         self._raise_if_nonfinite()
         state = self.state_dict()
         if self.is_main:
-            for sink in self.sinks:   # rows up to this point are on disk before the checkpoint
-                getattr(sink, "flush", lambda: None)()
             self.checkpoints.write(state, names)
         self.accelerator.wait_for_everyone()
 
-    def _load(self, path: Path) -> dict[str, Any]:
-        state = dist.load_checkpoint(self.accelerator, path, ckpt_io.load)   # sent by rank 0 where not shared
-        self.unwrapped_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+    def _resume_point(self) -> resume_io.ResumePoint | None:
+        """The checkpoint this run continues from, loaded, or None (a fresh run).
+
+        Rank 0 chooses (:func:`trainkit.core.resume.choose`; ``build_runner`` may have chosen already,
+        searching sibling run directories too) and tells every rank; each rank then reads the file,
+        or rank 0 sends it to the ranks whose disk lacks it (no shared ``trainer.work_dir``). Under an
+        elastic restart an unset ``trainer.resume`` means ``auto``."""
+        if self.dry_run:
+            return None
+        acc = self.accelerator
+        resume = dist.default_resume(self.resume, acc)   # a collective: every rank
+        if resume is None:
+            return None
+        chosen: list[resume_io.ResumePoint | None] = [self.resume_point]
+
+        def decide():
+            if chosen[0] is None:
+                chosen[0] = resume_io.choose(resume, self.work_dir, self.run_config, siblings=False)
+            return None if chosen[0] is None else (chosen[0].path, chosen[0].notes)
+
+        found = dist.from_rank0(acc, decide)
+        if found is None:
+            return None
+        path, notes = found
+        mine = chosen[0]   # rank 0: loaded and checked already
+        state = dist.load_checkpoint(acc, path, (lambda p: mine.state) if mine is not None else ckpt_io.load)
+        return resume_io.ResumePoint(Path(path), state, list(notes))
+
+    def _load(self, point: resume_io.ResumePoint) -> dict[str, Any]:
+        path, state = point.path, point.state
+        self._load_weights(path, state)
         c = state["counters"]
         self.epoch, self.iter, self.inner_iter = c["epoch"], c["iter"], c["inner_iter"]
         self.metrics = dict(state.get("metrics", {}))
         self.skipped_steps = state.get("skipped_steps", 0)
+        self.skips_in_a_row = state.get("skips_in_a_row", 0)
         self.checkpoints.load_state_dict(state.get("checkpoints", {}))
-        for sink in self.sinks:
-            if hasattr(sink, "truncate_from"):
-                sink.truncate_from(self.iter)
+        self.checkpoints.resumed_from(path, state)
+        sink = self._jsonl()
+        if sink is not None:
+            record = state.get("record")
+            moved = sink.keep(record["rows"]) if record else sink.truncate_from(self.iter)
+            if moved:
+                log.info("moved %d rows logged after this checkpoint to %s", moved, sink.SUPERSEDED)
         if self.is_main:
+            point.log_notes(log)
             log.info("resumed from %s at epoch %d, iter %d", path, self.epoch, self.iter)
         return state
 
@@ -425,6 +567,26 @@ class Runner:
                                                 strict=self.load_from_strict)
         if self.is_main:
             log.info("%s", self.load_report)
+
+    def _load_weights(self, path: Path, state: dict[str, Any]) -> None:
+        """Model, optimizer and scaler from ``state``; a checkpoint of another model or optimizer is a
+        :class:`~trainkit.core.checkpoint.CheckpointError` naming the file and the first differences."""
+        theirs = state["model"]
+        problems = _state_differences(self.unwrapped_model.state_dict(), theirs)
+        if problems:
+            raise ckpt_io.CheckpointError(f"trainer.resume: {path} holds another model ({'; '.join(problems)}); "
+                                          "resume with the model it was written with, or start a new run")
+        groups = state["optimizer"].get("param_groups", [])
+        sizes = [len(g["params"]) for g in groups]
+        here = [len(g["params"]) for g in self.optimizer.param_groups]
+        if sizes != here:
+            raise ckpt_io.CheckpointError(f"trainer.resume: {path} holds an optimizer with param groups of "
+                                          f"{sizes} parameters, this run's has {here} ({self.group_names}); "
+                                          "resume with the param groups it was written with")
+        self.unwrapped_model.load_state_dict(theirs)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
 
     # --------------------------------------------------------------- display
     def _progress_bar(self):
@@ -446,6 +608,18 @@ class Runner:
         else:
             post["lr"] = f"{groups[0]['lr']:.3g}"
         return post
+
+
+def _state_differences(mine: Mapping[str, Any], theirs: Mapping[str, Any], first: int = 3) -> list[str]:
+    """The first missing, unexpected and differently shaped keys of a checkpoint's model state."""
+    return ([f"missing {k}" for k in mine if k not in theirs][:first]
+            + [f"unexpected {k}" for k in theirs if k not in mine][:first]
+            + [f"{k}: shape {_shape(theirs[k])} in the checkpoint, {_shape(v)} here"
+               for k, v in mine.items() if k in theirs and _shape(v) != _shape(theirs[k])][:first])
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    return tuple(getattr(value, "shape", ()))
 
 
 class _SingleProcess:

@@ -71,6 +71,10 @@ class MomentumEMA:
                              "allowed: an integer >= 1")
         if online == target:
             raise ValueError(f"MomentumEMA: online and target name the same attribute {online!r}")
+        if base_momentum is not None and end_momentum < base_momentum:
+            _warn_once(f"MomentumEMA: end_momentum={end_momentum} is below base_momentum={base_momentum}: the "
+                       "momentum falls over the run (the target follows the online network ever faster); "
+                       "mmselfsup accepts this, BYOL and MoCo v3 raise it towards 1")
         self.base_momentum, self.end_momentum = base_momentum, end_momentum
         self.update_interval, self.online, self.target = update_interval, online, target
         self.momentum = base_momentum
@@ -200,6 +204,15 @@ class MomentumEMA:
                 raise RuntimeError(
                     "MomentumEMA: a parameter's storage was replaced after before_run (model.to(), "
                     "load_state_dict(assign=True), p.data = ...); the EMA no longer updates it")
+
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        log.warning(message)
 
 
 def _check_momentum(key: str, value: Any) -> float:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 from torch import nn
 
+from ..core.checks import ConfigError, number
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
 
@@ -36,6 +38,9 @@ class NamedGroups:
                                  "allowed: prefix, lr_mult, weight_decay_mult")
             if "prefix" not in spec:
                 raise ValueError(f"param group {name!r} needs a 'prefix'")
+            for mult in ("lr_mult", "weight_decay_mult"):
+                if mult in spec:
+                    number(f"param_groups.groups.{name}.{mult}", spec[mult], low=0.0)   # < 0 flips the sign
         self.default_group = default_group
         self.exclude = [exclude] if isinstance(exclude, str) else list(exclude or [])
 
@@ -85,9 +90,34 @@ def _factory_defaults(factory: OptimizerFactory) -> dict[str, Any]:
     return dict(getattr(factory, "keywords", {}) or {})
 
 
+# hyper-parameters shared by torch's optimizers: (lowest allowed, open) — a negative lr or weight
+# decay would flip the update's sign; momentum-like values outside [0, 1] diverge
+OPTIMIZER_BOUNDS = {"lr": (0.0, False), "weight_decay": (0.0, False), "eps": (0.0, True),
+                    "momentum": (0.0, False), "dampening": (0.0, False), "alpha": (0.0, False)}
+
+
+def check_optimizer_args(factory: OptimizerFactory, key: str = "optimizer") -> None:
+    """The optimizer's keyword arguments (a ``functools.partial``) in range: ``lr`` and
+    ``weight_decay`` >= 0, ``eps`` > 0, ``momentum``/``dampening``/``alpha`` in [0, 1], each of
+    ``betas`` in [0, 1) — a :class:`ConfigError` naming ``optimizer.<arg>`` instead of torch's
+    ``Invalid learning rate``. (Their types are checked from the optimizer's signature when the
+    node is built.)"""
+    args = _factory_defaults(factory)
+    for name, (low, low_open) in OPTIMIZER_BOUNDS.items():
+        if name in args and isinstance(args[name], (int, float)):
+            high = 1.0 if name in ("momentum", "dampening", "alpha") else None
+            number(f"{key}.{name}", args[name], low=low, low_open=low_open, high=high)
+    betas = args.get("betas")
+    if isinstance(betas, (list, tuple)):
+        for i, b in enumerate(betas):
+            if isinstance(b, (int, float)) and not 0.0 <= b < 1.0:
+                raise ConfigError(f"{key}.betas[{i}]={b!r} is out of range; allowed: [0.0, 1.0)")
+
+
 def build_optimizer(model: nn.Module, optimizer: OptimizerFactory,
                     constructor: Callable | None = None) -> torch.optim.Optimizer:
     """``constructor(model, optimizer)`` if given, else one group named ``pg0``."""
+    check_optimizer_args(optimizer)
     if constructor is not None:
         return constructor(model, optimizer)
     return NamedGroups()(model, optimizer)

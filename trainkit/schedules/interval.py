@@ -1,10 +1,14 @@
-"""mmagic's ``LinearLrInterval`` (an mmengine ``LinearLR`` with an interval), with mmengine's timing."""
+"""mmagic's ``LinearLrInterval`` (an mmengine ``LinearLR`` with an interval), with mmengine's timing, as
+a component of its own. In an mmengine ``param_scheduler`` list (:mod:`trainkit.schedules.mmengine`) the
+same type chains with the others; both take the value from
+:func:`trainkit.schedules.mmengine.recurrences.interval_value`."""
 from __future__ import annotations
 
 from typing import Any
 
-from ..core.checks import is_int, number, positive_int
+from ..core.checks import boolean, is_int, number, positive_int
 from ..core.events import Priority
+from .mmengine.recurrences import interval_value
 from .updater import write_lrs
 
 
@@ -38,11 +42,11 @@ class LinearLrInterval:
         if not is_int(begin) or begin < 0:
             raise ValueError(f"begin must be a non-negative integer, got {begin!r}")
         self.interval = positive_int("interval", interval)
-        self.begin, self.end, self.by_epoch = begin, end, bool(by_epoch)
+        self.begin, self.end, self.by_epoch = begin, end, boolean("by_epoch", by_epoch)
         if end is not None:
             self._check_end(end)
         self.base: list[float] = []
-        self._end, self._periods = 0, 1
+        self._end = 0
 
     def _check_end(self, end: Any, note: str = "") -> None:
         if not is_int(end) or end <= self.begin:
@@ -55,7 +59,7 @@ class LinearLrInterval:
         if end is None:
             end = runner.max_epochs if self.by_epoch else runner.max_iters
             self._check_end(end, " (end defaults to the run's length)")
-        self._end, self._periods = end, (end - self.begin) // self.interval
+        self._end = end
         groups = runner.optimizer.param_groups
         for g in groups:
             g.setdefault("initial_lr", g["lr"])
@@ -80,8 +84,7 @@ class LinearLrInterval:
     def _value(self, g: int) -> list[float]:
         if g == self.begin:
             return [b * self.start_factor for b in self.base]
-        k = max(0, g - 1 - self.begin) // self.interval
-        lr = self.start_factor + (self.end_factor - self.start_factor) * (k / self._periods)
+        lr = interval_value(self.start_factor, self.end_factor, g - 1, self.begin, self._end, self.interval)
         return [lr] * len(self.base)
 
     def state_dict(self) -> dict[str, Any]:

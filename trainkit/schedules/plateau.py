@@ -31,10 +31,11 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from collections.abc import Mapping
 
 import torch
 
-from ..core.checks import check_choice, every_n, integer, number
+from ..core.checks import boolean, check_choice, every_n, integer, number
 from ..core.events import Priority
 from .updater import LR_FACTOR, SCHEDULED_LR
 
@@ -42,12 +43,113 @@ MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
 
 
+class PlateauRule:
+    """The decision shared by mmagic's ``ReduceLR`` (here and in an mmengine list) and mmengine's
+    ``ReduceOnPlateauLR`` / ``ReduceOnPlateauMomentum`` / ``ReduceOnPlateauParamScheduler``.
+
+    ``better(v)``: ``v < best·(1 − threshold)`` (min, rel), ``v < best − threshold`` (min, abs),
+    ``v > best·(1 + threshold)`` (max, rel) or ``v > best + threshold`` (max, abs); NaN is never
+    better. :meth:`update` takes one value::
+
+        if better(v): best, num_bad = v, 0      else: num_bad += 1
+        if cooldown_counter > 0: cooldown_counter -= 1; num_bad = 0
+        if num_bad > patience: cooldown_counter, num_bad = cooldown, 0; return True (reduce)
+
+    ``best`` starts at ``worse``: ±inf in mmagic, ±``int(1e9)`` in mmengine.
+    """
+
+    def __init__(self, mode: str, threshold: float, threshold_mode: str, patience: int, cooldown: int,
+                 worse: float | None = None):
+        self.mode, self.threshold, self.threshold_mode = mode, threshold, threshold_mode
+        self.patience, self.cooldown = patience, cooldown
+        self.worse = (math.inf if mode == "min" else -math.inf) if worse is None else worse
+        self.reset()
+
+    def reset(self) -> None:
+        self.best = self.worse
+        self.num_bad = 0
+        self.cooldown_counter = 0
+
+    def is_better(self, value: float) -> bool:
+        best, t = self.best, self.threshold
+        if self.mode == "min":
+            return value < (best * (1.0 - t) if self.threshold_mode == "rel" else best - t)
+        return value > (best * (1.0 + t) if self.threshold_mode == "rel" else best + t)
+
+    def update(self, value: float) -> bool:
+        """Take ``value``; True when it triggers a reduction (the counters are then reset)."""
+        if self.is_better(value):
+            self.best, self.num_bad = value, 0
+        else:
+            self.num_bad += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad = 0
+        if self.num_bad > self.patience:
+            self.cooldown_counter, self.num_bad = self.cooldown, 0
+            return True
+        return False
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "num_bad": self.num_bad, "cooldown_counter": self.cooldown_counter}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.num_bad, self.cooldown_counter = state["best"], state["num_bad"], state["cooldown_counter"]
+
+
+class MeanAcrossRanks:
+    """The mean of a monitored quantity since the last :meth:`take`, averaged across processes:
+    each process's ``sum / count`` is gathered; the value is that mean when every process
+    agrees (bit for bit), else the plain mean of the processes' means (NaN if any is NaN).
+    On one process nothing is exchanged and ``take()`` is ``sum / count``."""
+
+    def __init__(self) -> None:
+        self._acc: Any = None
+        self._sum = torch.zeros((), dtype=torch.float64)
+        self.count = 0
+
+    def bind(self, accelerator: Any) -> None:
+        self._acc = accelerator
+        self._sum = torch.zeros((), dtype=torch.float64, device=accelerator.device)
+        self.count = 0
+
+    def add(self, value: Any) -> None:
+        """``value``: a float or a (0-d) tensor (added on its device, no host sync)."""
+        self._sum += value.detach() if isinstance(value, torch.Tensor) else value
+        self.count += 1
+
+    def take(self) -> float:
+        mean = (self._sum / self.count).reshape(1)
+        means = (self._acc.gather(mean) if self._world() > 1 else mean).tolist()
+        self._sum.zero_()
+        self.count = 0
+        return means[0] if all(m == means[0] for m in means) else sum(means) / len(means)
+
+    def _world(self) -> int:
+        return self._acc.num_processes if self._acc is not None else 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """The pending sums, one per process (gathered: every rank must call it, as the Runner does)."""
+        pending = self._sum.reshape(1)
+        if self._world() > 1:
+            pending = self._acc.gather(pending)
+        return {"pending_sums": pending.tolist(), "pending_count": self.count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        sums = state["pending_sums"]
+        rank = self._acc.process_index if self._acc is not None else 0
+        self._sum.fill_(sums[rank] if len(sums) == self._world() else sum(sums) / len(sums))
+        self.count = state["pending_count"]
+
+
 class ReduceLR:
     """mmagic's ``ReduceLR`` (``mode``, ``factor``, ``patience``, ``threshold``,
     ``threshold_mode``, ``cooldown``, ``min_lr``, ``eps``; mmengine's ``begin``, ``end``,
     ``by_epoch``) with its ``ReduceLRSchedulerHook`` (``val_metric``, ``by_epoch``,
     ``interval``). ``end`` defaults to ``max_epochs`` (``by_epoch``) or ``max_iters``,
-    counted in checks, as mmengine's Runner fills it in.
+    counted in checks, as mmengine's Runner fills it in. The decision is :class:`PlateauRule`,
+    the monitored mean :class:`MeanAcrossRanks` (both shared with the mmengine list's
+    plateau members, :mod:`trainkit.schedules.mmengine`).
     """
 
     priority = {"before_run": Priority.LOW, "after_iter": Priority.LOW, "after_epoch": Priority.LOW,
@@ -70,26 +172,27 @@ class ReduceLR:
         self.eps = number("eps", eps, low=0.0)
         self.begin = integer("begin", begin, 0)
         self.end = None if end is None else integer("end", end, self.begin + 1)
-        self.by_epoch = bool(by_epoch)
+        self.by_epoch = boolean("by_epoch", by_epoch)
         if val_metric is not None and (not isinstance(val_metric, str) or not val_metric):
             raise ValueError(f"val_metric must be a metric name (e.g. 'val/psnr') or null, got {val_metric!r}")
         self.val_metric = val_metric
         self.interval = integer("interval", interval, 1)
-        self._worse = math.inf if mode == "min" else -math.inf
+        self.rule = PlateauRule(mode, self.threshold, threshold_mode, self.patience, self.cooldown)
+        self.mean = MeanAcrossRanks()
         self._end = 0
-        self._acc: Any = None
         self._names: list[str] = []
-        self._sum = torch.zeros((), dtype=torch.float64)
-        self._count = 0
         self._floored: list[int] = []
         self._reset(0)
+
+    # the decision state, as attributes (logged, checkpointed, read by tests)
+    best = property(lambda self: self.rule.best)
+    num_bad = property(lambda self: self.rule.num_bad)
+    cooldown_counter = property(lambda self: self.rule.cooldown_counter)
 
     def _reset(self, n_groups: int) -> None:
         self.step_count = -1          # mmengine's _global_step: checks taken, construction = 0
         self.last_step = -1           # checks taken inside [begin, end)
-        self.best = self._worse
-        self.num_bad = 0
-        self.cooldown_counter = 0
+        self.rule.reset()
         self.reductions = 0
         self.factors = [1.0] * n_groups
         self.value = math.nan         # the mean consumed (or ignored) by the last check
@@ -108,9 +211,8 @@ class ReduceLR:
             if end <= self.begin:
                 raise ValueError(f"begin={self.begin} is not before end={end} (end defaults to the run's "
                                  f"{'max_epochs' if self.by_epoch else 'max_iters'})")
-        self._end, self._acc, self._names = end, runner.accelerator, list(runner.group_names)
-        self._sum = torch.zeros((), dtype=torch.float64, device=runner.accelerator.device)
-        self._count = 0
+        self._end, self._names = end, list(runner.group_names)
+        self.mean.bind(runner.accelerator)
         self._floored = []
         self._reset(len(runner.optimizer.param_groups))
         self._step(runner.optimizer.param_groups, math.nan)   # mmengine's step at construction
@@ -118,8 +220,7 @@ class ReduceLR:
     def after_iter(self, runner) -> None:
         if self.val_metric is not None:
             return
-        self._sum.add_(runner.outputs["loss"].detach())
-        self._count += 1
+        self.mean.add(runner.outputs["loss"])
         if not self.by_epoch and every_n(runner.iter, self.interval):
             self._check(runner)
 
@@ -130,11 +231,7 @@ class ReduceLR:
     def after_val(self, runner) -> None:
         if self.val_metric is None:
             return
-        if self.val_metric not in runner.metrics:
-            raise ValueError(f"ReduceLR: val_metric={self.val_metric!r} is not among the validation metrics; "
-                             f"available: {', '.join(sorted(runner.metrics)) or '(none)'}")
-        self._sum += runner.metrics[self.val_metric]
-        self._count += 1
+        self.mean.add(metric_value(runner.metrics, self.val_metric, "ReduceLR: val_metric"))
         if not self.by_epoch or every_n(runner.epoch, self.interval):
             self._check(runner)
 
@@ -148,14 +245,8 @@ class ReduceLR:
 
     # ----------------------------------------------------------- logic
     def _check(self, runner) -> None:
-        """Consume the mean since the last check: this process's, or the mean of every
-        process's (the same value when they agree; NaN if any is NaN)."""
-        mean = (self._sum / self._count).reshape(1)
-        means = (self._acc.gather(mean) if self._acc.num_processes > 1 else mean).tolist()
-        self._sum.zero_()
-        self._count = 0
-        same = all(m == means[0] for m in means)
-        self.value = means[0] if same else sum(means) / len(means)
+        """Consume the mean since the last check (across processes, :class:`MeanAcrossRanks`)."""
+        self.value = self.mean.take()
         self._step(runner.optimizer.param_groups, self.value)
         runner.scalars.update(self.scalars())
 
@@ -166,22 +257,11 @@ class ReduceLR:
         self.last_step += 1
         if self.last_step == 0:
             return
-        if self.is_better(value):
-            self.best, self.num_bad = value, 0
-        else:
-            self.num_bad += 1
-        if self.cooldown_counter > 0:
-            self.cooldown_counter -= 1
-            self.num_bad = 0
-        if self.num_bad > self.patience:
-            self.cooldown_counter, self.num_bad = self.cooldown, 0
+        if self.rule.update(value):
             self._reduce(groups)
 
     def is_better(self, value: float) -> bool:
-        best, t = self.best, self.threshold
-        if self.mode == "min":
-            return value < (best * (1.0 - t) if self.threshold_mode == "rel" else best - t)
-        return value > (best * (1.0 + t) if self.threshold_mode == "rel" else best + t)
+        return self.rule.is_better(value)
 
     def _reduce(self, groups: list[dict]) -> None:
         self.reductions += 1
@@ -211,22 +291,22 @@ class ReduceLR:
     def state_dict(self) -> dict[str, Any]:
         """The decision state and the sums pending since the last check, one per process
         (gathered: under several processes every rank must call it, as the Runner does)."""
-        pending = self._sum.reshape(1)
-        if self._acc is not None and self._acc.num_processes > 1:
-            pending = self._acc.gather(pending)
-        return {"step_count": self.step_count, "last_step": self.last_step, "best": self.best,
-                "num_bad": self.num_bad, "cooldown_counter": self.cooldown_counter,
+        return {"step_count": self.step_count, "last_step": self.last_step, **self.rule.state_dict(),
                 "reductions": self.reductions, "value": self.value, "factors": list(self.factors),
-                "pending_sums": pending.tolist(), "pending_count": self._count}
+                **self.mean.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        for key in ("step_count", "last_step", "best", "num_bad", "cooldown_counter", "reductions", "value"):
+        for key in ("step_count", "last_step", "reductions", "value"):
             setattr(self, key, state[key])
+        self.rule.load_state_dict(state)
         self.factors = list(state["factors"])
-        sums = state["pending_sums"]
-        world = self._acc.num_processes if self._acc is not None else 1
-        rank = self._acc.process_index if self._acc is not None else 0
-        mine = sums[rank] if len(sums) == world else sum(sums) / len(sums)
-        self._sum.fill_(mine)
-        self._count = state["pending_count"]
+        self.mean.load_state_dict(state)
         self._update_floored()
+
+
+def metric_value(metrics: Mapping[str, float], name: str, who: str) -> float:
+    """``metrics[name]``; a ``ValueError`` naming ``who`` and listing the metrics that exist."""
+    if name not in metrics:
+        raise ValueError(f"{who}={name!r} is not among the validation metrics; "
+                         f"available: {', '.join(sorted(metrics)) or '(none)'}")
+    return metrics[name]

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..core.checks import as_list, check_choice, is_int, is_number, number, positive_int
+from ..core.checks import as_list, boolean, check_choice, is_int, is_number, number, positive_int
 
 Values = Callable[[int], list[float]]
 WARMUPS = ("constant", "linear", "exp")
@@ -65,9 +65,9 @@ def _target_spec(key: str, value: Any, ratio: Any) -> tuple[float | None, float 
         raise ValueError(f"give exactly one of {key} and {key}_ratio, got {key}={value!r}, "
                          f"{key}_ratio={ratio!r}")
     if value is not None:
-        number(key, value)
+        number(key, value, low=0.0)
     else:
-        number(f"{key}_ratio", ratio)
+        number(f"{key}_ratio", ratio, low=0.0)
     return value, ratio
 
 
@@ -76,12 +76,13 @@ def _targets(bases: list[float], value: float | None, ratio: float | None) -> li
 
 
 def number_or_list(key: str, value: Any) -> Any:
-    """``value`` checked to be a number or a list of numbers (one per param group)."""
-    if _is_number(value):
+    """``value`` checked to be a number >= 0 or a list of such numbers (one per param group)."""
+    if _is_number(value) and value >= 0:
         return value
     seq = _seq(value)
-    if seq is None or not seq or not all(_is_number(v) for v in seq):
-        raise ValueError(f"{key} must be a number or a list of numbers (one per param group), got {value!r}")
+    if seq is None or not seq or not all(_is_number(v) and v >= 0 for v in seq):
+        raise ValueError(f"{key} must be a number or a list of numbers (one per param group), each >= 0, "
+                         f"got {value!r}")
     return seq
 
 
@@ -118,8 +119,8 @@ class Step:
             self.step: Any = [int(s) for s in milestones]
         else:
             self.step = positive_int("step", step)
-        self.gamma = number("gamma", gamma)
-        self.floor = None if floor is None else number(floor_key, floor)
+        self.gamma = number("gamma", gamma, low=0.0)          # a negative gamma flips the lr's sign
+        self.floor = None if floor is None else number(floor_key, floor, low=0.0)
 
     def bind(self, bases: list[float], total: int) -> Values:
         gamma, floor, rows = self.gamma, self.floor, {}
@@ -141,7 +142,7 @@ class Exp:
     """``value = base · gamma**progress``."""
 
     def __init__(self, gamma: float):
-        self.gamma = number("gamma", gamma)
+        self.gamma = number("gamma", gamma, low=0.0)          # a negative gamma flips the sign every step
 
     def bind(self, bases: list[float], total: int) -> Values:
         gamma = self.gamma
@@ -152,7 +153,7 @@ class Poly:
     """``value = (base − min_lr)·(1 − progress/total)**power + min_lr``."""
 
     def __init__(self, power: float, min_lr: float):
-        self.power, self.min_lr = number("power", power), number("min_lr", min_lr)
+        self.power, self.min_lr = number("power", power, low=0.0), number("min_lr", min_lr, low=0.0)
 
     def bind(self, bases: list[float], total: int) -> Values:
         power, m = self.power, self.min_lr
@@ -168,7 +169,7 @@ class Inv:
     """``value = base · (1 + gamma·progress)**(−power)``."""
 
     def __init__(self, gamma: float, power: float):
-        self.gamma, self.power = number("gamma", gamma), number("power", power)
+        self.gamma, self.power = number("gamma", gamma, low=0.0), number("power", power, low=0.0)
 
     def bind(self, bases: list[float], total: int) -> Values:
         gamma, power = self.gamma, self.power
@@ -244,8 +245,8 @@ class CosineRestart:
             raise ValueError(f"periods must be a non-empty list of positive integers, got {periods!r}")
         self.periods = [int(x) for x in seq]
         weights = [1.0] * len(seq) if restart_weights is None else _seq(restart_weights)
-        if weights is None or not all(_is_number(w) for w in weights):
-            raise ValueError(f"restart_weights must be a list of numbers, got {restart_weights!r}")
+        if weights is None or not all(_is_number(w) and w >= 0 for w in weights):
+            raise ValueError(f"restart_weights must be a list of numbers >= 0, got {restart_weights!r}")
         if len(weights) != len(self.periods):
             raise ValueError(f"restart_weights has {len(weights)} values but periods has "
                              f"{len(self.periods)}; give one weight per period")
@@ -270,11 +271,11 @@ class CosineRestart:
 
 def _target_ratio(value: Any) -> tuple[float, float]:
     """A number ``r`` means ``(r, r / 1e5)``; else a pair ``(r0, r1)`` (or ``(r0,)``)."""
-    if _is_number(value):
+    if _is_number(value) and value >= 0:
         return value, value / 1e5
     seq = _seq(value)
-    if seq is None or not 1 <= len(seq) <= 2 or not all(_is_number(x) for x in seq):
-        raise ValueError(f"target_ratio must be a number or a list of two numbers, got {value!r}")
+    if seq is None or not 1 <= len(seq) <= 2 or not all(_is_number(x) and x >= 0 for x in seq):
+        raise ValueError(f"target_ratio must be a number or a list of two numbers, each >= 0, got {value!r}")
     return (seq[0], seq[0] / 1e5) if len(seq) == 1 else (seq[0], seq[1])
 
 
@@ -351,7 +352,7 @@ class OneCycle:
         self.anneal = ANNEAL_FUNCS[anneal_strategy]
         self.div_factor = number("div_factor", div_factor, low=0.0, low_open=True)
         self.final_div_factor = number("final_div_factor", final_div_factor, low=0.0, low_open=True)
-        self.three_phase = bool(three_phase)
+        self.three_phase = boolean("three_phase", three_phase)
 
     def initial_values(self, n: int) -> list[float]:
         """The groups' base lrs: ``max_lr / div_factor``."""
@@ -395,7 +396,7 @@ class OneCycleMomentum:
         self.pct_start = _unit_float("pct_start", pct_start)
         check_choice("anneal_strategy", anneal_strategy, ANNEALS)
         self.anneal = ANNEAL_FUNCS[anneal_strategy]
-        self.three_phase = bool(three_phase)
+        self.three_phase = boolean("three_phase", three_phase)
 
     def bind(self, bases: list[float], total: int) -> Values:
         n = len(bases)

@@ -27,36 +27,112 @@ RECORDER, CHECKS = "_schedule_recorder", "_schedule_checks"
 TRACES = ("improve_then_flat", "improve", "flat")
 
 
-class _Recorder:
-    """Captures epoch, iter and every group's lr and momentum after each optimizer step.
+class ScheduleTable(Sequence):
+    """Every optimizer step's ``epoch``, ``iter`` and values (``lr/<group>``, ``momentum/<group>``,
+    ``<param>/<group>``), kept as two flat arrays (8 bytes a number, no container per step).
 
-    Values go into flat float arrays (no container per step: a preview makes
-    tens of thousands of steps, and per-step containers would keep Python's
-    cyclic garbage collector busy)."""
+    A read-only sequence of rows: ``table[k]`` is row ``k`` as a dict, ``table[a:b:c]`` a list of
+    them (built on demand); :meth:`column` one value column; :meth:`tuples` streams rows."""
+
+    def __init__(self, keys: Sequence[str]):
+        self.keys = list(keys)
+        self.width = len(self.keys)
+        self.counters, self.values = array("q"), array("d")
+
+    def __len__(self) -> int:
+        return len(self.counters) // 2
+
+    def _row(self, k: int) -> dict[str, Any]:
+        w, c = self.width, self.counters
+        return {"epoch": c[2 * k], "iter": c[2 * k + 1],
+                **dict(zip(self.keys, self.values[k * w:(k + 1) * w], strict=True))}
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self._row(i) for i in range(*k.indices(len(self)))]
+        n = len(self)
+        if not -n <= k < n:
+            raise IndexError(f"row {k} of {n}")
+        return self._row(k % n)
+
+    @property
+    def fields(self) -> list[str]:
+        return ["epoch", "iter", *self.keys]
+
+    def column(self, key: str) -> list:
+        """One column (``epoch``, ``iter`` or a value key) as a list."""
+        if key in ("epoch", "iter"):
+            return self.counters[key == "iter"::2].tolist()
+        return self.values[self.keys.index(key)::self.width].tolist()
+
+    def tuples(self, chunk: int = 65536):
+        """Rows as tuples ``(epoch, iter, *values)``, ``chunk`` rows converted at a time."""
+        w = self.width
+        for start in range(0, len(self), chunk):
+            stop = min(start + chunk, len(self))
+            c = self.counters[2 * start:2 * stop].tolist()
+            v = self.values[w * start:w * stop].tolist()
+            for k in range(stop - start):
+                yield (c[2 * k], c[2 * k + 1], *v[k * w:(k + 1) * w])
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self[:]
+
+    def csv_blocks(self, chunk: int = 16384):
+        """The rows as CSV text (``csv.writer``'s dialect: ``,`` and ``\\r\\n``; floats by repr), ``chunk``
+        rows per block, column by column: a column's repeated values are formatted once."""
+        import numpy as np
+
+        w, n = self.width, len(self)
+        values = np.frombuffer(self.values, dtype=np.float64).reshape(n, w) if n else None
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            c = self.counters[2 * start:2 * stop].tolist()
+            cols = [list(map(str, c[0::2])), list(map(str, c[1::2]))]
+            cols += [_repr_column(values[start:stop, j]) for j in range(w)]
+            yield "\r\n".join(map(",".join, zip(*cols, strict=True))) + "\r\n"
+
+
+def _repr_column(col) -> list[str]:
+    """``repr`` of each float of a numpy column; values that repeat a lot are formatted once (``-0.0`` kept)."""
+    import numpy as np
+
+    uniq, inverse = np.unique(col, return_inverse=True)
+    if 4 * len(uniq) > len(col) or bool(np.any(np.signbit(col) & (col == 0))):
+        return list(map(float.__repr__, col.tolist()))
+    text = list(map(float.__repr__, uniq.tolist()))
+    return [text[k] for k in inverse.tolist()]
+
+
+class _Recorder:
+    """Fills a :class:`ScheduleTable` with epoch, iter and every group's lr and momentum (and the
+    ``extra`` group keys some component schedules, e.g. ``weight_decay``) after each optimizer step."""
 
     priority = Priority.LOWEST
 
-    def __init__(self) -> None:
-        self.counters, self.values = array("q"), array("d")
+    def __init__(self, extra: Sequence[str] = ()) -> None:
+        self.extra = list(extra)
+        self.table = ScheduleTable([])
 
     def before_run(self, runner) -> None:
-        groups = runner.optimizer.param_groups
+        groups, names = runner.optimizer.param_groups, runner.group_names
         self.groups = groups
         self.momentum_groups = [g for g in groups if get_momentum(g) is not None]
-        self.keys = [f"lr/{n}" for n in runner.group_names]
-        named = zip(runner.group_names, groups, strict=True)
-        self.keys += [f"momentum/{n}" for n, g in named if get_momentum(g) is not None]
+        keys = [f"lr/{n}" for n in names]
+        keys += [f"momentum/{n}" for n, g in zip(names, groups, strict=True) if get_momentum(g) is not None]
+        self.extra_cols = [(p, g) for p in self.extra for g in groups if p in g]
+        keys += [f"{p}/{n}" for p in self.extra for n, g in zip(names, groups, strict=True) if p in g]
+        self.table = ScheduleTable(keys)
+        self._counters, self._values = self.table.counters, self.table.values
 
     def after_step(self, runner) -> None:
-        self.counters.extend((runner.epoch, runner.iter))
-        self.values.extend([g["lr"] for g in self.groups])
-        self.values.extend([get_momentum(g) for g in self.momentum_groups])
-
-    def table(self) -> list[dict[str, Any]]:
-        keys, width = self.keys, len(self.keys)
-        counters, values = self.counters.tolist(), self.values.tolist()
-        return [{"epoch": counters[2 * k], "iter": counters[2 * k + 1],
-                 **dict(zip(keys, values[k * width:(k + 1) * width], strict=True))} for k in range(len(counters) // 2)]
+        self._counters.extend((runner.epoch, runner.iter))
+        values = self._values
+        values.extend([g["lr"] for g in self.groups])
+        if self.momentum_groups:   # get_momentum, inlined: this runs once per previewed iteration
+            values.extend([g["momentum"] if "momentum" in g else g["betas"][0] for g in self.momentum_groups])
+        if self.extra_cols:
+            values.extend([g[p] for p, g in self.extra_cols])
 
 
 class _Checks:
@@ -131,11 +207,12 @@ def preview(groups: Sequence[Mapping[str, Any]], components: Mapping[str, Any], 
     at each validation the run takes (:func:`validation_iters`), for components that react to metrics.
     """
     return _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval,
-                    val_begin)[0]
+                    val_begin)[0].rows()
 
 
 def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iters, val_interval, val_begin=1):
-    """``(rows, checks)``: the per-iteration table and the scalars logged at validations / epoch ends."""
+    """``(table, checks)``: the per-iteration :class:`ScheduleTable` and the scalars logged at
+    validations / epoch ends."""
     from ..core.data import CountingLoader
     from ..core.runner import Runner
 
@@ -157,8 +234,9 @@ def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iter
         spec.pop("params", None)
         param_groups.append({"params": [p], **spec})
     optimizer = torch.optim.Optimizer(param_groups, {})
-    recorder, checks = _Recorder(), _Checks()
     built = _build_components(components)
+    extra = dict.fromkeys(p for c in built.values() for p in getattr(c, "extra_params", ()))
+    recorder, checks = _Recorder(list(extra)), _Checks()
     if RECORDER in built or CHECKS in built:
         raise ValueError(f"component names {RECORDER!r} and {CHECKS!r} are reserved")
     runner = Runner(model, optimizer, train_loader=CountingLoader(iters_per_epoch), dry_run=True,
@@ -166,42 +244,84 @@ def _preview(groups, components, epochs, iters_per_epoch, metric_trace, max_iter
                     max_iters=max_iters, val_interval=val_interval, val_begin=val_begin,
                     evaluator=_TraceEvaluator(metric_trace) if metric_trace else None, progress=False)
     runner.run()
-    return recorder.table(), checks.rows
+    return recorder.table, checks.rows
 
 
 # ------------------------------------------------------------------ output
-def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r)) or ["epoch", "iter"]
+def write_csv(rows: ScheduleTable | Sequence[Mapping[str, Any]], path: Path) -> None:
+    """One line per row; floats written with repr, so they read back exactly. A
+    :class:`ScheduleTable` is streamed from its arrays (no dict per row)."""
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)    # floats are written with repr: they read back exactly
+        writer = csv.writer(f)
+        if isinstance(rows, ScheduleTable):
+            writer.writerow(rows.fields)
+            for block in rows.csv_blocks():
+                f.write(block)
+            return
+        fields = list(dict.fromkeys(k for r in rows for k in r)) or ["epoch", "iter"]
+        writer.writerow(fields)
+        writer.writerows([r.get(k, "") for k in fields] for r in rows)
 
 
-def plot(rows: list[dict[str, Any]], path: Path, title: str = "",
+def write_json(rows: ScheduleTable | Sequence[Mapping[str, Any]], path: Path) -> None:
+    """A JSON list of row objects, written row by row."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("[")
+        if isinstance(rows, ScheduleTable):
+            fields = rows.fields
+            items = (dict(zip(fields, t, strict=True)) for t in rows.tuples())
+        else:
+            items = iter(rows)
+        for k, r in enumerate(items):
+            f.write((", " if k else "") + json.dumps(r))
+        f.write("]")
+
+
+def thinned(x: Sequence[float], y: Sequence[float], max_points: int = 4000) -> tuple[list, list]:
+    """At most about ``max_points`` points of a curve that keep its shape: beyond that, each of
+    ``max_points // 2`` consecutive buckets keeps its lowest and highest point, in order."""
+    import numpy as np
+
+    n = len(x)
+    if n <= max_points:
+        return list(x), list(y)
+    xs, ys = np.asarray(x), np.asarray(y, dtype=float)
+    edges = np.linspace(0, n, max_points // 2 + 1).astype(int)
+    keep = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if b > a:
+            lo, hi = a + int(np.argmin(ys[a:b])), a + int(np.argmax(ys[a:b]))
+            keep.extend(sorted({lo, hi}))
+    keep = sorted(set(keep) | {0, n - 1})
+    return xs[keep].tolist(), ys[keep].tolist()
+
+
+def plot(rows: ScheduleTable | Sequence[Mapping[str, Any]], path: Path, title: str = "",
          metrics: Mapping[str, tuple[Sequence[int], Sequence[float]]] | None = None) -> None:
-    """lr and momentum against iteration, one curve per group; ``metrics``
-    (``{name: (iterations, values)}``, e.g. a metric trace) in a third panel."""
+    """lr and momentum against iteration, one curve per group (thinned, :func:`thinned`);
+    ``metrics`` (``{name: (iterations, values)}``, e.g. a metric trace) in a third panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    lr_keys = [k for k in rows[0] if k.startswith("lr/")]
-    mom_keys = [k for k in rows[0] if k.startswith("momentum/")]
+    keys = rows.keys if isinstance(rows, ScheduleTable) else list(rows[0])
+    column = rows.column if isinstance(rows, ScheduleTable) else (lambda k: [r[k] for r in rows])
+    lr_keys = [k for k in keys if k.startswith("lr/")]
+    mom_keys = [k for k in keys if k.startswith("momentum/")]
     panels = [("lr", lr_keys)] + ([("momentum", mom_keys)] if mom_keys else [])
     panels += [("metric", list(metrics))] if metrics else []
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 3.2 * len(panels)), squeeze=False)
-    x = [r["iter"] for r in rows]
-    for ax, (label, keys) in zip(axes[:, 0], panels, strict=True):
-        for k in keys:
+    x = column("iter")
+    for ax, (label, keys_) in zip(axes[:, 0], panels, strict=True):
+        for k in keys_:
             if label == "metric":
                 ax.plot(*metrics[k], "o-", label=k, markersize=3, linewidth=1)
             else:
-                ax.plot(x, [r[k] for r in rows], label=k.split("/", 1)[1], linewidth=1.2)
+                ax.plot(*thinned(x, column(k)), label=k.split("/", 1)[1], linewidth=1.2)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        if len(keys) <= 12:
+        if len(keys_) <= 12:
             ax.legend(fontsize=8, loc="best")
     axes[-1, 0].set_xlabel("iteration")
     if title:
@@ -227,6 +347,9 @@ def monitored_metrics(components: Mapping[str, Any]) -> dict[str, str]:
     """``{val_metric: mode}`` of the components (config nodes or built) that monitor a validation metric."""
     found = {}
     for c in components.values():
+        if hasattr(c, "monitors"):          # e.g. an mmengine list's ReduceOnPlateau members
+            found.update(c.monitors())
+            continue
         get = c.get if isinstance(c, Mapping) else lambda k, d=None, c=c: getattr(c, k, d)
         if get("val_metric"):
             found[str(get("val_metric"))] = str(get("mode", "min"))
@@ -269,7 +392,8 @@ def _reductions(checks: list[dict[str, Any]]) -> list[str]:
             factors = ", ".join(f"{k.rsplit('/', 1)[1]} x{v:.4g}" for k, v in c.items()
                                 if k.startswith("plateau/factor/"))
             lines.append(f"  reduction {n} at the check after epoch {c['epoch']} (iter {c['iter']}): "
-                         f"value {c['plateau/value']:.6g}, best {c['plateau/best']:.6g} -> {factors}")
+                         f"value {c['plateau/value']:.6g}, best {c['plateau/best']:.6g}"
+                         + (f" -> {factors}" if factors else ""))
         seen = n
     return lines
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from collections.abc import Callable
 
-from ..core.checks import check_choice, is_int, number
+from ..core.checks import boolean, check_choice, is_int, number
 from ..core.events import Priority
 from ..core.groups import get_momentum, set_momentum
 from .policies import WARMUPS, warmup_factor
@@ -89,6 +89,8 @@ class Updater:
     def __init__(self, policy: Any, target: Target, *, by_epoch: bool = True, warmup: str | None = None,
                  warmup_iters: int = 0, warmup_ratio: float | None = None, warmup_by_epoch: bool = False):
         name = type(self).__name__
+        boolean("by_epoch", by_epoch)
+        boolean("warmup_by_epoch", warmup_by_epoch)
         required = getattr(policy, "by_epoch_only", None)
         if required is not None and bool(by_epoch) != required:
             raise ValueError(f"{name} supports only by_epoch={required}, got by_epoch={by_epoch!r}")

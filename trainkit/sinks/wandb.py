@@ -21,9 +21,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import socket
+import threading
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+from ..core.checks import boolean
 
 log = logging.getLogger("trainkit")
 
@@ -37,6 +44,7 @@ LEAN_SETTINGS = {
     "disable_job_creation": True, "console": "off",
 }
 RUN_ID_FILE = "wandb_run_id"
+PROBE_TIMEOUT = 3.0   # seconds: the most an unreachable W&B server costs before falling back to offline
 
 
 @dataclass
@@ -55,6 +63,9 @@ class WandbConfig:
     log_planned_schedule: bool = True    # chart the schedule preview per group at the start
     planned_max_points: int = 2000       # rows of that chart (thinned evenly beyond this)
     settings: Dict[str, Any] = field(default_factory=dict)   # extra wandb.Settings, e.g. {x_disable_stats: false}
+
+    def __post_init__(self) -> None:   # the Hydra schema leaves booleans untyped: "yes" is refused here
+        boolean("logger.wandb.log_planned_schedule", self.log_planned_schedule)
 
 
 CONFIG_KEYS = tuple(f.name for f in fields(WandbConfig))
@@ -92,6 +103,7 @@ class WandbSink:
     def _start(self, mode: str, init_args: dict, settings: dict[str, Any]) -> None:
         import wandb
 
+        base_url = settings.get("base_url")   # given in logger.wandb.settings, else the environment's
         try:
             settings = wandb.Settings(**settings)
         except Exception as e:   # pydantic's ValidationError lists each bad key
@@ -100,16 +112,22 @@ class WandbSink:
             raise ValueError(f"logger.wandb.settings: {detail}") from None
         Path(init_args["dir"]).mkdir(parents=True, exist_ok=True)
         had_service = "WANDB_SERVICE" in os.environ
+        if os.environ.get("WANDB_MODE") == "":   # empty is unset (as for wandb), and kept from wandb.init
+            del os.environ["WANDB_MODE"]
         for m in ("online", "offline") if mode == "online" else ("offline",):
+            before = _run_dirs(init_args["dir"])
             try:
-                if m == "online" and not _has_credentials(wandb):
-                    raise RuntimeError("no W&B API key (set WANDB_API_KEY or run `wandb login`)")
+                if m == "online":
+                    if not _has_credentials(wandb):
+                        raise RuntimeError("no W&B API key (set WANDB_API_KEY or run `wandb login`)")
+                    _probe_server(wandb, base_url, min(PROBE_TIMEOUT, float(settings.init_timeout)))
                 self.run = wandb.init(mode=m, settings=settings, **init_args)
                 self.mode = m
                 break
             except Exception as e:   # never let W&B stop training
                 then = "falling back to offline" if m == "online" else "W&B logging is off for this run"
                 log.warning("W&B %s init failed (%s: %s); %s", m, type(e).__name__, e, then)
+                _remove_new_run_dirs(init_args["dir"], before)
         if not had_service:   # the service address would leak into child processes
             os.environ.pop("WANDB_SERVICE", None)
         if self.run is None:
@@ -195,9 +213,13 @@ def log_planned_schedule(run, rows: Sequence[Mapping[str, Any]], max_points: int
 
 
 def check_mode(mode: Optional[str]) -> str:
-    """``online | offline | disabled`` (W&B's ``dryrun``/``run`` accepted); ``WANDB_DISABLED=true`` wins."""
+    """``online | offline | disabled`` (W&B's ``dryrun``/``run`` accepted); ``WANDB_DISABLED=true`` wins.
+    An empty mode (``WANDB_MODE=`` set but empty, read by the conf's ``${oc.env:WANDB_MODE,offline}``)
+    is unset, as wandb itself treats it: the default, ``offline``."""
     if os.environ.get("WANDB_DISABLED", "").lower() in ("true", "1", "yes"):
         return "disabled"
+    if mode is None or mode == "":
+        mode = WandbConfig.mode
     mode = _MODE_ALIASES.get(mode, mode)
     if mode not in MODES:
         raise ValueError(f"logger.wandb.mode={mode!r} is not valid; allowed: {', '.join(MODES)}")
@@ -266,6 +288,55 @@ def _no_client_analytics() -> None:
         opentelemetry_proxy.disable()
     except (ImportError, AttributeError):
         pass
+
+
+def _probe_server(wandb, base_url: Optional[str], timeout: float) -> None:
+    """Raise ``ConnectionError`` unless a TCP connection to W&B's server opens within ``timeout``
+    seconds: a refused or unreachable server then costs at most ``timeout``, not wandb's
+    ``init_timeout`` plus its retries. The name lookup runs in a daemon thread, so a hanging DNS
+    query is bounded too. The server: ``base_url`` (from ``logger.wandb.settings``), else
+    ``WANDB_BASE_URL`` as wandb.init reads it now, else wandb's configured default."""
+    url = str(base_url or os.environ.get("WANDB_BASE_URL") or wandb.setup().settings.base_url)
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    if not host:
+        return
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(e)
+
+    start = time.monotonic()
+    worker = threading.Thread(target=connect, daemon=True, name="trainkit-wandb-probe")
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        raise ConnectionError(f"W&B server {url} did not answer within {timeout:g} s")
+    if outcome[0] is not None:
+        raise ConnectionError(f"W&B server {url} is unreachable ({outcome[0]}; probed in "
+                              f"{time.monotonic() - start:.2f} s)")
+
+
+def _run_dirs(root: str) -> set[str]:
+    """The ``run-*`` directories wandb has made under ``<root>/wandb`` (online attempts)."""
+    base = Path(root) / "wandb"
+    return {p.name for p in base.glob("run-*")} if base.is_dir() else set()
+
+
+def _remove_new_run_dirs(root: str, before: set[str]) -> None:
+    """Remove the ``run-*`` directories a failed ``wandb.init`` left (there is no run in them), so
+    only the run that did start (``offline-run-*``) is in ``<root>/wandb``."""
+    base = Path(root) / "wandb"
+    for name in sorted(_run_dirs(root) - before):
+        shutil.rmtree(base / name, ignore_errors=True)
+        log.info("W&B: removed %s, left by the failed init", base / name)
+    latest = base / "latest-run"
+    if latest.is_symlink() and not latest.exists():
+        latest.unlink()
 
 
 def _has_credentials(wandb) -> bool:

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checks import boolean, number, positive_int
 from .digits import conv_backbone
 
 
@@ -32,6 +33,12 @@ class DigitAugment(nn.Module):
     def __init__(self, max_rotate: float = 15.0, scale: tuple[float, float] = (0.8, 1.2),
                  max_shift: float = 1.0, intensity: tuple[float, float] = (0.6, 1.4), noise: float = 0.1):
         super().__init__()
+        number("augment.max_rotate", max_rotate, low=0.0)
+        number("augment.max_shift", max_shift, low=0.0)
+        number("augment.noise", noise, low=0.0)
+        for key, pair in (("augment.scale", scale), ("augment.intensity", intensity)):
+            if len(pair) != 2 or not 0 < pair[0] <= pair[1]:
+                raise ValueError(f"{key}={list(pair)!r} is not valid; allowed: [low, high] with 0 < low <= high")
         self.max_rotate, self.scale, self.max_shift = math.radians(max_rotate), tuple(scale), max_shift
         self.intensity, self.noise = tuple(intensity), noise
 
@@ -70,6 +77,8 @@ class BYOL(nn.Module):
     ``requires_grad=False``, and only the EMA writes it afterwards."""
 
     def __init__(self, width: int = 32, hidden: int = 256, dim: int = 64, augment: dict | None = None):
+        for key, value in (("width", width), ("hidden", hidden), ("dim", dim)):
+            positive_int(f"model.{key}", value)
         super().__init__()
         self.online_net = nn.Sequential(conv_backbone(width), _mlp(2 * width, hidden, dim))
         self.predictor = _mlp(dim, hidden, dim)
@@ -107,23 +116,32 @@ class KNNAccuracy:
 
     def __init__(self, features: str = "encoder", k: int = 20, temperature: float = 0.07,
                  random_init: bool = True, seed: int = 0, batch_size: int = 512, prefix: str = "val/"):
-        if k < 1:
-            raise ValueError(f"KNNAccuracy: k={k} is not valid; allowed: an integer >= 1")
-        if temperature <= 0:
-            raise ValueError(f"KNNAccuracy: temperature={temperature} is not valid; allowed: > 0")
+        positive_int("evaluator.k", k)
+        number("evaluator.temperature", temperature, low=0.0, low_open=True)
+        boolean("evaluator.random_init", random_init)
+        positive_int("evaluator.batch_size", batch_size)
         self.features, self.k, self.temperature = features, k, temperature
         self.random_init, self.seed, self.batch_size, self.prefix = random_init, seed, batch_size, prefix
         self._random_acc: float | None = None
 
-    def __call__(self, runner) -> dict[str, float]:
-        if runner.val_loader is None:
-            raise ValueError("an evaluator is set but the data has no validation split (data.val)")
+    def metric_names(self, runner) -> list[str]:
+        """The names :meth:`__call__` returns (and ``features`` checked to name a part of the model)."""
+        self._features(runner)
+        return [f"{self.prefix}knn_acc"] + ([f"{self.prefix}knn_acc_random_init"] if self.random_init else [])
+
+    def _features(self, runner) -> torch.nn.Module:
         net = runner.unwrapped_model
         for part in self.features.split("."):
             if not hasattr(net, part):
                 raise ValueError(f"KNNAccuracy: the model ({type(runner.unwrapped_model).__name__}) has no "
-                                 f"{self.features!r} (features={self.features!r})")
+                                 f"{self.features!r} (evaluator.features={self.features!r})")
             net = getattr(net, part)
+        return net
+
+    def __call__(self, runner) -> dict[str, float]:
+        if runner.val_loader is None:
+            raise ValueError("an evaluator is set but the data has no validation split (data.val)")
+        net = self._features(runner)
         bank, queries, device = runner.train_loader.dataset, runner.val_loader.dataset, runner.accelerator.device
         out = {f"{self.prefix}knn_acc": self.accuracy(net, bank, queries, device)}
         if self.random_init:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.checks import number, positive_int
+
 
 class LayerNorm2d(nn.LayerNorm):
     """LayerNorm over the channels of an NCHW tensor."""
@@ -66,6 +68,12 @@ class ConvNeXt(nn.Module):
             raise ValueError(f"ConvNeXt out_indices={out_indices}: each must be in 0..3")
         if not 0 <= frozen_stages <= 4:
             raise ValueError(f"ConvNeXt frozen_stages={frozen_stages}: must be in 0..4")
+        for i, (d, c) in enumerate(zip(depths, channels, strict=True)):
+            positive_int(f"depths[{i}]", d)
+            positive_int(f"channels[{i}]", c)
+        positive_int("in_channels", in_channels)
+        positive_int("stem_patch_size", stem_patch_size)
+        number("layer_scale_init_value", layer_scale_init_value, low=0.0)   # 0: no layer scale (mmcls)
         self.out_indices = out_indices
         self.downsample_layers = nn.ModuleList([nn.Sequential(
             nn.Conv2d(in_channels, channels[0], stem_patch_size, stride=stem_patch_size),
@@ -100,6 +108,8 @@ class ConvNeXtClassifier(nn.Module):
     def __init__(self, backbone: nn.Module, head: nn.Module, neck: nn.Module | None = None,
                  input_size: int | None = None):
         super().__init__()
+        if input_size is not None:
+            positive_int("model.input_size", input_size)
         self.backbone, self.neck, self.head = backbone, neck, head
         self.input_size = input_size
 

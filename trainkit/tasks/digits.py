@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from ..core.checks import number, positive_int
 from ..core.data import DataBundle
 
 
@@ -26,6 +27,9 @@ class DigitsCNN(nn.Module):
     """``forward((x, y))`` → ``{"loss": cross-entropy, "acc": accuracy}``."""
 
     def __init__(self, width: int = 32, num_classes: int = 10, dropout: float = 0.1):
+        positive_int("model.width", width)
+        positive_int("model.num_classes", num_classes)
+        number("model.dropout", dropout, low=0.0, high=1.0, high_open=True)
         super().__init__()
         self.backbone = conv_backbone(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * width, num_classes))

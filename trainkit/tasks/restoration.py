@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from ..core.checks import integer, positive_int
 from ..core.data import DataBundle
 from .digits import load_digits_arrays
 
@@ -35,8 +36,8 @@ class DenoiseCNN(nn.Module):
 
     def __init__(self, width: int = 32, depth: int = 4):
         super().__init__()
-        if depth < 2:
-            raise ValueError(f"model.depth must be >= 2, got {depth}")
+        positive_int("model.width", width)
+        integer("model.depth", depth, low=2)
         layers = [nn.Conv2d(1, width, 3, padding=1), nn.ReLU()]
         for _ in range(depth - 2):
             layers += [nn.Conv2d(width, width, 3, padding=1), nn.ReLU()]

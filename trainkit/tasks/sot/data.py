@@ -140,6 +140,8 @@ def tracking_data(root: str | None = None, val_root: str | None = None, *, seed:
             raise ValueError(f"data.{key}={value} must be >= {low}")
     if not 0.0 <= neg_prob < 1.0:
         raise ValueError(f"data.neg_prob={neg_prob} must be in [0, 1)")
+    if search_shift < 0:
+        raise ValueError(f"data.search_shift={search_shift} must be >= 0")
     if frame_size < 2 * template_size:
         raise ValueError(f"data.frame_size={frame_size} must be >= 2 * template_size ({2 * template_size})")
     if root is None:

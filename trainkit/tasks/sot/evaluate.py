@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 
+from ...core.checks import number, positive_int
 from ...core.events import Priority
 from .data import SequenceSet
-from .metrics import ope
+from .metrics import OPE_METRICS, ope
 from .tracker import SiamRPNTracker
 
 
@@ -23,15 +24,21 @@ class TrackingEvaluator:
 
     def __init__(self, penalty_k: float = 0.05, window_influence: float = 0.42, size_lr: float = 0.38,
                  min_size: float = 4.0, batch_sequences: int = 16, prefix: str = "val/"):
-        if not 0.0 <= window_influence <= 1.0:
-            raise ValueError(f"evaluator.window_influence={window_influence} must be in [0, 1]")
-        if not 0.0 <= size_lr <= 1.0:
-            raise ValueError(f"evaluator.size_lr={size_lr} must be in [0, 1]")
+        number("evaluator.penalty_k", penalty_k, low=0.0)
+        number("evaluator.window_influence", window_influence, low=0.0, high=1.0)
+        number("evaluator.size_lr", size_lr, low=0.0, high=1.0)
+        number("evaluator.min_size", min_size, low=0.0, low_open=True)
+        positive_int("evaluator.batch_sequences", batch_sequences)
         self.tracker_args = dict(penalty_k=penalty_k, window_influence=window_influence, size_lr=size_lr,
                                  min_size=min_size, batch_sequences=batch_sequences)
         self.prefix = prefix
         self.static = None
         self.last = None
+
+    def metric_names(self, runner) -> list[str]:
+        """The names :meth:`__call__` returns (the tracker's and the static box's OPE metrics)."""
+        p = self.prefix
+        return [f"{p}{k}" for k in OPE_METRICS] + [f"{p}static_{k}" for k in OPE_METRICS]
 
     def __call__(self, runner) -> dict[str, float]:
         data = getattr(runner.val_loader, "dataset", None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 THRESHOLDS = np.arange(21) / 20
+OPE_METRICS = ("success_auc", "precision_20px")   # the keys of ope()
 
 
 def iou_xywh(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
@@ -41,4 +42,4 @@ def ope(preds: list[np.ndarray], gts: list[np.ndarray]) -> dict[str, float]:
         raise ValueError(f"need one prediction per sequence, got {len(preds)} for {len(gts)}")
     auc = [success_auc(iou_xywh(p, g)) for p, g in zip(preds, gts, strict=True)]
     prec = [precision(center_error(p, g)) for p, g in zip(preds, gts, strict=True)]
-    return {"success_auc": float(np.mean(auc)), "precision_20px": float(np.mean(prec))}
+    return dict(zip(OPE_METRICS, (float(np.mean(auc)), float(np.mean(prec))), strict=True))

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...core.checks import integer, number, positive_int
 from . import boxes as B
 
 
@@ -84,6 +85,14 @@ class SiamRPN(nn.Module):
                  box_weight: float = 1.2, smooth_l1_beta: float = 1.0 / 9):
         super().__init__()
         stride = Backbone.stride
+        integer("model.width", width, low=2)   # the first stage has width // 2 channels
+        number("model.context_amount", context_amount, low=0.0)
+        number("model.anchor_scale", anchor_scale, low=0.0, low_open=True)
+        positive_int("model.num_samples", num_samples)
+        number("model.pos_fraction", pos_fraction, low=0.0, high=1.0, low_open=True)
+        integer("model.num_neg_pair", num_neg_pair, low=0)
+        number("model.box_weight", box_weight, low=0.0)
+        number("model.smooth_l1_beta", smooth_l1_beta, low=0.0, low_open=True)
         for key, size in (("model.template_size", template_size), ("model.search_size", search_size)):
             if size < 4 * stride or size % stride:
                 raise ValueError(f"{key}={size} must be a multiple of {stride} and >= {4 * stride}")
