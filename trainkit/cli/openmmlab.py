@@ -216,15 +216,19 @@ def _map_optimizer(b: _Builder, v: Any) -> None:
         b.say("optimizer", "variable", "a variable the optim_wrapper reads (the optim_wrapper is ported)")
         return
     v = dict(v)
+    problems = [_optimizer(b, "optimizer", v)]
     if "paramwise_options" in v:
-        raise _Unsupported("paramwise_options (mmselfsup 0.x's regex keys, lars_exclude) has no trainkit "
-                           "counterpart; the schedule is ported, the groups are one group")
-    problem = _optimizer(b, "optimizer", v)
-    groups = _paramwise(b, "optimizer", v.get("paramwise_cfg"), v.get("constructor"), "mmcv")
-    if problem:
-        b.say("optimizer", "unsupported", problem + (f"; {groups}" if groups else ""))
+        problems.append("paramwise_options (mmselfsup 0.x's regex keys, lars_exclude) has no trainkit counterpart: "
+                        "one param group")
+        groups = ""
     else:
-        b.say("optimizer", "mapped", _join(f"optimizer (torch.optim.{type_name(v.get('type', 'SGD'))})", groups))
+        groups = _paramwise(b, "optimizer", v.get("paramwise_cfg"), v.get("constructor"), "mmcv")
+    problems = [p for p in problems if p]
+    mapped = _join(f"optimizer (torch.optim.{type_name(b.get('optimizer._target_'))})", groups)
+    if problems:
+        b.say("optimizer", "unsupported", "; ".join(problems) + f" (mapped: {mapped})")
+    else:
+        b.say("optimizer", "mapped", mapped)
 
 
 def _map_optimizer_config(b: _Builder, v: Any) -> None:
