@@ -295,3 +295,34 @@ def test_unknown_hook_is_reported_not_a_crash(tmp_path):
     assert status(r, "custom_hooks") == "unsupported" and "MyFancyHook" in r.line("custom_hooks").detail
     assert status(r, "optimizer_config") == "unsupported" and "MyOptimizerHook" in r.line("optimizer_config").detail
     assert status(r, "runner") == "unsupported"
+
+
+def test_preview_uses_the_real_param_groups_once_the_model_is_filled_in(tmp_path, monkeypatch):
+    import csv
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from trainkit import config as C
+    from trainkit.cli.schedule import main as schedule
+
+    monkeypatch.setattr(C, "RECIPES_DIR", tmp_path / "recipes")
+    src = write(tmp_path, "cfg.py", """
+        optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=1e-4),
+                             paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
+        param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[1], gamma=0.5)]
+        train_cfg = dict(by_epoch=True, max_epochs=2)
+    """)
+    main([str(src), "-o", str(tmp_path / "recipes" / "ported.yaml")])
+
+    def preview(*overrides):
+        GlobalHydra.instance().clear()
+        out = schedule(["+recipe=ported", "iters_per_epoch=2", f"out={tmp_path / 'o'}", *overrides])
+        with open(out / "schedule.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    base = preview()
+    assert [float(r["lr/pg0"]) for r in base] == [0.1, 0.1, 0.05, 0.05]
+    real = preview("model={_target_: trainkit.tasks.digits.DigitsCNN, width: 8}")
+    lrs = {k: [float(r[k]) for r in real] for k in real[0] if k.startswith("lr/")}
+    assert lrs["lr/backbone"] == [0.1 * 0.1] * 2 + [0.1 * 0.1 * 0.5] * 2   # custom_keys backbone: lr_mult 0.1
+    assert any(v == [0.1, 0.1, 0.05, 0.05] for k, v in lrs.items() if k != "lr/backbone")   # the head keeps lr
