@@ -1,6 +1,6 @@
 """The schedule preview of a ported real OpenMMLab config equals the reference's trajectory.
 
-For each table of ``tests/reference/port/tables.json`` (made by ``tests/reference/port/make_tables.py``
+For each table of ``tests/reference/port/trajectories.json`` (made by ``tests/reference/port/make_tables.py``
 running the config's own schedule through the real mmcv 1.7.2 runner or mmengine 0.10.7 Runner,
 mmtrack 0.14 / mmagic 1.2 where the config names their schedules): ``python -m trainkit.port`` turns
 the config under ``tests/data/openmmlab_configs/`` into a recipe, and ``python -m trainkit.schedule``
@@ -19,7 +19,7 @@ pytest.importorskip("mmengine", reason="python -m trainkit.port needs the openmm
 
 HERE = Path(__file__).resolve().parent
 CONFIGS = HERE / "data" / "openmmlab_configs"
-TABLES = json.loads((HERE / "reference" / "port" / "tables.json").read_text())["tables"]
+TABLES = json.loads((HERE / "reference" / "port" / "trajectories.json").read_text())["tables"]
 LONG = 20000   # previews longer than this many iterations are marked slow
 
 

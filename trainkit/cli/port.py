@@ -108,9 +108,9 @@ def render(result: Port, source: Path) -> str:
 
 
 def _version() -> str:
-    from .. import __version__
+    import trainkit
 
-    return __version__
+    return trainkit.__version__
 
 
 def main(argv: Sequence[str] | None = None) -> Path:

@@ -1,4 +1,4 @@
-"""Spot checks of tables.json against closed forms written out here (plain Python, no OpenMMLab package).
+"""Spot checks of trajectories.json against closed forms written out here (plain Python, no OpenMMLab package).
 
 Each check restates a schedule in its closed form (my own statement of the documented formula) and compares it
 with the reference's recorded trajectory: exactly where the reference computes the value in one expression,
@@ -80,7 +80,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mmengine-sched-tables", default=None)
     args = ap.parse_args()
-    with open(os.path.join(HERE, "tables.json")) as f:
+    with open(os.path.join(HERE, "trajectories.json")) as f:
         T = json.load(f)["tables"]
 
     # ---- mmdet 2.x schedule_1x (mmcv): step [8, 11] + linear warmup 500 iterations, ratio 0.001

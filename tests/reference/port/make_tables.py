@@ -28,7 +28,7 @@ model runs on the optimizer's base group) at the moment ``optimizer.step()`` run
 - Every case runs in a fresh process (mmengine's MessageHub "current instance" and mmagic's global
   ``'reduce_lr'`` hub behave as in a real training process).
 
-Produced with (written into tables.json ``meta`` on every run): python 3.11.7, torch 2.13.0+cpu, numpy 2.4.6,
+Produced with (written into trajectories.json ``meta`` on every run): python 3.11.7, torch 2.13.0+cpu, numpy 2.4.6,
 mmengine-lite 0.10.7 (/work/ref/venv), mmcv 1.7.2 with MMCV_WITH_OPS=0 (/work/ref/venv_mmcv; torchvision is
 stubbed, mmcv/runner/checkpoint.py imports it only for torchvision:// checkpoints), mmtrack 0.14.0 wheel
 (sha256 068cec2d...), mmagic 1.2.0 wheel (sha256 efa91041...).
@@ -42,7 +42,7 @@ Run (the first interpreter needs mmengine-lite + torch, the second mmcv 1.7.2 + 
         --mmagic-wheel /tmp/whl/mmagic-1.2.0-py2.py3-none-any.whl
 
 About 3.5 minutes of CPU (9 minutes wall on 2 loaded cores; the longest tables run 160000 and 93900 Runner
-iterations). It rewrites ``tests/reference/port/tables.json`` (deterministic: a rerun gives the same bytes);
+iterations). It rewrites ``tests/reference/port/trajectories.json`` (deterministic: a rerun gives the same bytes);
 ``--only A,B --out /tmp/x.json`` runs some tables into another file. Check the result with ``check_tables.py``.
 Rows are ``[iter, epoch, lr, momentum]``; floats are Python ``repr`` (exact: compare with ``==``).
 """
@@ -62,7 +62,7 @@ import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = os.path.normpath(os.path.join(HERE, "..", "..", "data", "openmmlab_configs"))
-OUT = os.path.join(HERE, "tables.json")
+OUT = os.path.join(HERE, "trajectories.json")
 
 
 # ----------------------------------------------------------------------------------------------- the cases
