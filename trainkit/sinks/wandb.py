@@ -100,6 +100,7 @@ class WandbSink:
         self.run_id: Optional[str] = None
         self.logged = self.errors = self.dropped = 0
         self.direct_records = False   # whether the writer built the records itself (else run.log each row)
+        self.dropped_in_training_process = 0
         self._rows: list[tuple[int, float, dict]] = []
         self._batch_t0 = 0.0
         self._link: Optional[_WriterLink] = None
@@ -177,6 +178,7 @@ class WandbSink:
         if rows:
             link.send(W.ROWS, _pickle_rows(rows), len(rows))
         link.finish(EXIT_CODES.get(status, 1))
+        self.dropped_in_training_process = link.dropped   # the rest, if any, dropped by the writer
         self.dropped = max(self.dropped, link.dropped)
         if self.mode is None:
             self.mode = "disabled"
@@ -296,9 +298,11 @@ class _WriterLink:
         self._pump()
         if self.out_bytes > self.max_bytes:
             self._drop_oldest()
-        if self._unreported and not self.dead:
+        if self._unreported and not self.dead:   # told before the rows after the gap
             n, self._unreported = self._unreported, 0
-            self.out.append([memoryview(W.frame(W.DROPPED, n)), W.DROPPED, 0, False])
+            entry = [memoryview(W.frame(W.DROPPED, n)), W.DROPPED, 0, False]
+            self.out.insert(1 if self.out and self.out[0][3] else 0, entry)
+            self.out_bytes += len(entry[0])
             self._pump()
 
     def _pump(self) -> None:

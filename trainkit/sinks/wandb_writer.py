@@ -26,6 +26,7 @@ which does go through ``run.log``; any difference and every row goes through ``r
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
@@ -50,6 +51,7 @@ LEAN_SETTINGS = {
     "disable_job_creation": True, "console": "off",
 }
 PROBE_TIMEOUT = 3.0   # seconds for the TCP probe of the W&B server before an online init
+NICE = 10             # the writer and its wandb-core yield the CPU to training (os.nice increment)
 
 HEADER = struct.Struct("<IBI")   # payload bytes, kind, rows
 INIT, ROWS, PLANNED, DROPPED, CLOSE = 1, 2, 3, 4, 5
@@ -181,7 +183,8 @@ def start_run(wandb, spec: Mapping[str, Any], settings, replies: Replies):
     a server that refuses a TCP connection within :data:`PROBE_TIMEOUT` s, or any init error
     such as a timeout after ``init_timeout`` s), and ``offline`` falling back to no W&B at all
     (``(None, "disabled")``); each fallback is a warning. A failed online attempt's
-    ``run-*-<id>`` directory is removed, so only the run that exists is left."""
+    ``run-*-<id>`` directory is removed, so only the run that exists is left, and its
+    wandb-core is shut down, so the offline run can take the same id."""
     init_args = dict(spec["init_args"])
     run_dir = Path(init_args["dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -198,7 +201,15 @@ def start_run(wandb, spec: Mapping[str, Any], settings, replies: Replies):
             then = "falling back to offline" if mode == "online" else "W&B logging is off for this run"
             replies.warn(f"W&B {mode} init failed ({type(e).__name__}: {e}); {then}")
             _remove_new_run_dirs(run_dir, before, init_args.get("id"))
+            _end_service(wandb)   # the failed attempt still holds the run id
     return None, "disabled"
+
+
+def _end_service(wandb) -> None:
+    """Shut down wandb-core after a failed init: otherwise the next ``wandb.init`` with the
+    same id fails with "run ID ... is in use" (a resumed run, or a new run's fixed id)."""
+    with contextlib.suppress(Exception):
+        wandb.teardown()
 
 
 def _probe(base_url: str, timeout: float) -> None:
@@ -432,7 +443,9 @@ class Writer:
             for kind, _, payload in frames:
                 if kind == ROWS:
                     rows += self._rows(payload)
-                elif kind == DROPPED:
+                elif kind == DROPPED:   # the rows after this frame come after a gap
+                    self._publish(rows)
+                    rows = []
                     self.parent_dropped += pickle.loads(payload)
                 elif kind == PLANNED:
                     self._publish(rows)
@@ -480,6 +493,8 @@ def _start_step(run) -> int:
 
 def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the training process; it sends CLOSE
+    with contextlib.suppress(OSError):
+        os.nice(NICE)   # inherited by wandb-core: on a busy machine training gets the CPU first
     rows_fd, replies_fd, parent_pid = (int(a) for a in argv)
     replies = Replies(replies_fd)
     inbox = Inbox(rows_fd, parent_pid)
