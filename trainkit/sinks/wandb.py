@@ -164,8 +164,9 @@ class WandbSink:
     def wait_started(self, timeout: float = 120.0) -> Optional[str]:
         """The mode obtained, once the writer has started W&B (None after ``timeout`` s)."""
         deadline = time.monotonic() + timeout
-        while self.mode is None and self._link is not None and time.monotonic() < deadline:
-            self._link.poll(wait=min(0.5, max(0.0, deadline - time.monotonic())))
+        while self.mode is None and self._link is not None and not self._link.dead \
+                and time.monotonic() < deadline:
+            self._link.poll(wait=min(0.5, max(0.01, deadline - time.monotonic())))
         return self.mode
 
     def close(self, status: str = "finished") -> None:
