@@ -8,7 +8,8 @@ every loop, hand-written or not, pays the same optimizer cost; the rows carry G 
 Prints, for every loop, the median µs per iteration over ``--repeats`` repeats (the
 variants interleaved, so a load change hits all of them), min and max, and the ratio of
 medians to the plain loop of the same run. For loops with a sink: the training thread's
-time inside the sinks per logged row, and the end-of-run ``close`` (flush + W&B finish).
+time inside each sink per logged row (wall, and CPU: the wall time includes being preempted
+there), and the end-of-run ``close`` of all sinks (the last rows + W&B finish).
 W&B runs are offline, in a temporary directory; a trainkit W&B loop is timed once its
 writer has started W&B (``wait_started``: init runs beside training, not in it).
 
@@ -148,22 +149,26 @@ def _plain_wandb_child(iters: int, groups: int) -> dict:
 
 # ----------------------------------------------------------------- trainkit
 class _Timed:
-    """Wraps a sink's ``log``/``flush`` to add up the training thread's time inside them."""
+    """Wraps a sink's ``log``/``flush`` to add up the training thread's time inside them: wall
+    time (``seconds``, which includes being preempted there) and CPU time (``cpu``)."""
 
     def __init__(self, sink):
-        self.sink, self.seconds, self.rows = sink, 0.0, 0
+        self.sink, self.seconds, self.cpu, self.rows = sink, 0.0, 0.0, 0
         log, flush = sink.log, getattr(sink, "flush", None)
+        clock, cpu_clock = time.perf_counter, time.thread_time
 
         def timed_log(row, step):
-            t = time.perf_counter()
+            t, c = clock(), cpu_clock()
             log(row, step)
-            self.seconds += time.perf_counter() - t
+            self.cpu += cpu_clock() - c
+            self.seconds += clock() - t
             self.rows += 1
 
         def timed_flush():
-            t = time.perf_counter()
+            t, c = clock(), cpu_clock()
             flush()
-            self.seconds += time.perf_counter() - t
+            self.cpu += cpu_clock() - c
+            self.seconds += clock() - t
 
         sink.log = timed_log
         if flush is not None:
@@ -194,7 +199,9 @@ def trainkit_loop(iters: int, groups: int, components=None, wandb: bool = False,
         for s in runner.sinks:
             s.close()
         close_s = time.perf_counter() - t1
-    out = {"us": dt / iters * 1e6, "sink_us": {type(t.sink).__name__: t.seconds / max(t.rows, 1) * 1e6 for t in timed}}
+    out = {"us": dt / iters * 1e6,
+           "sink_us": {type(t.sink).__name__: (t.seconds / max(t.rows, 1) * 1e6, t.cpu / max(t.rows, 1) * 1e6)
+                       for t in timed}}
     if wandb:
         out["close_s"] = close_s
         out["wandb"] = {"logged": sinks[-1].logged, "dropped": sinks[-1].dropped, "errors": sinks[-1].errors}
@@ -302,7 +309,9 @@ def main() -> None:
         extra = []
         if "sink_us" in rs[0]:
             for sink in rs[0]["sink_us"]:
-                extra.append(f"{sink} {statistics.median(r['sink_us'][sink] for r in rs):.1f} µs/row")
+                wall = statistics.median(r["sink_us"][sink][0] for r in rs)
+                cpu = statistics.median(r["sink_us"][sink][1] for r in rs)
+                extra.append(f"{sink} {wall:.1f} µs/row ({cpu:.1f} CPU)")
         if "close_s" in rs[0]:
             extra.append(f"close {statistics.median(r['close_s'] for r in rs):.2f} s")
         if "wandb" in rs[0]:

@@ -303,10 +303,14 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
 def test_only_the_main_process_creates_a_run(tmp_path, monkeypatch):
     from accelerate import Accelerator
 
+    from trainkit.sinks import wandb as wandb_sink
+
+    started = []
+    monkeypatch.setattr(wandb_sink, "_WriterLink", lambda *a, **k: started.append(a))
     monkeypatch.setattr(Accelerator, "is_main_process", property(lambda self: False))
     runner = build_runner(compose_cfg(), tmp_path)
     assert runner.sinks == [] and not (tmp_path / "wandb").exists()
-    assert writer_processes() == []   # no writer process on a rank other than 0
+    assert started == []   # no writer process on a rank other than 0
 
 
 def test_disabled_and_bad_config(tmp_path, monkeypatch):
@@ -416,6 +420,21 @@ def wandb_core_of(pid):
     import psutil
 
     return [p for p in psutil.Process(pid).children(recursive=True) if "wandb-core" in p.name()]
+
+
+@pytest.mark.slow
+def test_a_sink_dropped_without_close_finishes_its_run(tmp_path):
+    import gc
+
+    sink = WandbSink(mode="offline", project="t", dir=tmp_path)
+    pid = sink.writer_pid
+    for s in range(5):
+        sink.log({"loss": 1.0 / (s + 1)}, s)
+    del sink
+    gc.collect()
+    assert wait_gone([pid], 30)   # no process kept for a sink nobody holds
+    run = the_run_file(tmp_path)
+    assert run.exit_code == 0 and [h["_step"] for h in run.history] == list(range(5))
 
 
 def test_direct_records_are_what_run_log_sends(tmp_path):

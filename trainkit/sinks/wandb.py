@@ -113,13 +113,16 @@ class WandbSink:
         spec = {"mode": mode, "init_args": init_args, "settings": dict(o.settings or {}),
                 "init_timeout": float(o.init_timeout), "planned_max_points": o.planned_max_points,
                 "queue_bytes": int(o.queue_mb * 2**20)}
-        link = _WriterLink(spec, self._on_reply, max_bytes=spec["queue_bytes"])
+        link = _WriterLink(spec, weakref.WeakMethod(self._on_reply), max_bytes=spec["queue_bytes"])
         if link.dead:   # it did not start; the warning is out
             self.mode = "disabled"
             return
         self._link = link
         _install_exit_hooks()
         _open_sinks.add(self)
+        # never closed and garbage-collected: finish the run with exit code 0, without waiting
+        self._finalizer = weakref.finalize(self, link.abandon, self._rows)
+        self._finalizer.atexit = False   # at exit, _close_open_sinks closes it (and waits)
 
     # ------------------------------------------------------------------ rows
     def log(self, row: dict[str, Any], step: int) -> None:
@@ -139,7 +142,8 @@ class WandbSink:
             self._send_rows()
 
     def _send_rows(self) -> None:
-        rows, self._rows = self._rows, []
+        rows = self._rows[:]
+        self._rows.clear()   # the same list: the finalizer of an abandoned sink sends what is left
         link = self._link
         if rows and link is not None:
             link.send(W.ROWS, _pickle_rows(rows), len(rows))
@@ -175,7 +179,9 @@ class WandbSink:
         link, self._link = self._link, None
         if link is None:
             return
-        rows, self._rows = self._rows, []
+        self._finalizer.detach()
+        rows = self._rows[:]
+        self._rows.clear()
         if rows:
             link.send(W.ROWS, _pickle_rows(rows), len(rows))
         link.finish(EXIT_CODES.get(status, 1))
@@ -252,10 +258,12 @@ class _WriterLink:
     waits in ``out`` (sent at the next ``send``); beyond ``max_bytes`` waiting there, the
     oldest row frames are dropped and their rows counted in ``dropped`` (reported to the
     writer, which logs the total). Replies are read without blocking by ``poll`` and handed
-    to ``on_reply(kind, payload)``. If the writer dies, one warning, and sends stop.
+    to ``on_reply()(kind, payload)`` (a weak reference: the link never keeps its sink alive).
+    If the writer dies, one warning, and sends stop.
     """
 
-    def __init__(self, spec: Mapping[str, Any], on_reply: Callable[[int, Any], None], max_bytes: int):
+    def __init__(self, spec: Mapping[str, Any], on_reply: Callable[[], Callable[[int, Any], None] | None],
+                 max_bytes: int):
         self.on_reply, self.max_bytes = on_reply, max_bytes
         self.out: deque[list] = deque()   # [data, kind, rows, partly written]
         self.out_bytes = self.dropped = self._unreported = 0
@@ -364,7 +372,11 @@ class _WriterLink:
         else:
             if kind == W.STARTED:
                 self._started_mode = payload["mode"]
-            self.on_reply(kind, payload)
+            handler = self.on_reply()
+            if handler is not None:
+                handler(kind, payload)
+            elif kind == W.WARNING:
+                log.warning("%s", payload)
 
     def _check_alive(self) -> None:
         if self.proc.poll() is not None or self._eof:
@@ -420,6 +432,26 @@ class _WriterLink:
             raise
         finally:
             self._release()
+
+    def abandon(self, rows: list) -> None:
+        """The sink was dropped unclosed: send its last rows and CLOSE (exit code 0), and leave
+        the writer to finish on its own (subprocess reaps it later)."""
+        if self.dead:
+            return
+        self._closing = True
+        if rows:
+            self.send(W.ROWS, _pickle_rows(rows), len(rows))
+        self.out.append([memoryview(W.frame(W.CLOSE, 0)), W.CLOSE, 0, False])
+        deadline = time.monotonic() + 2.0
+        while self.out and not self.dead and time.monotonic() < deadline:
+            self._pump()
+            if self.out and not self.dead:
+                select.select([], [self.fd], [], 0.1)
+        self._close_fd()
+        if self.replies_fd >= 0:
+            os.close(self.replies_fd)
+            self.replies_fd = -1
+            self._eof = True
 
     def _stop(self) -> None:
         self._closing = True

@@ -329,6 +329,7 @@ class Publisher:
             iface = self.run._interface
             self._client, self._asyncer, self._stream_id = iface._client, iface._asyncer, iface._stream_id
             self._to_json, self._request = pydantic_core.to_json, wandb_server_pb2.ServerRequest
+            self._header = _socket_header(self._client)
             return self.run._settings.x_history_value_encoding == "json"
         except (AttributeError, ImportError):
             return False
@@ -401,11 +402,19 @@ class Publisher:
     def _send(self, requests: list) -> None:
         if not requests:
             return
-        client = self._client
+        client, header = self._client, self._header
+        if header is not None:   # one write of every framed request, one drain
+            blob = b"".join(header(r) for r in requests)
 
-        async def write_all():
-            for request in requests:
-                await client.publish(request)
+            async def write_all():
+                if client._broken_exc is not None:
+                    raise client._broken_exc
+                client._writer.write(blob)
+                await client._writer.drain()
+        else:
+            async def write_all():
+                for request in requests:
+                    await client.publish(request)
 
         try:
             self._asyncer.run(write_all)
@@ -418,6 +427,26 @@ class Publisher:
         if self.errors == 1:
             self.replies.warn(f"W&B {what} failed ({type(e).__name__}: {e}); training goes on, "
                               "later failures are only counted")
+
+
+def _socket_header(client):
+    """``request -> bytes`` as wandb's ServiceClient frames a request on its socket (``<BI``:
+    ``b"W"``, length; then the serialized request), or None for a client this code does not know."""
+    try:
+        from wandb.sdk.lib.service import service_client
+
+        if service_client._HEADER_BYTE_INT_FMT != "<BI" or not hasattr(client, "_writer") \
+                or not hasattr(client, "_broken_exc"):
+            return None
+    except (ImportError, AttributeError):
+        return None
+    pack = struct.Struct("<BI").pack
+
+    def framed(request) -> bytes:
+        data = request.SerializeToString()
+        return pack(87, len(data)) + data   # 87 = ord("W")
+
+    return framed
 
 
 class Writer:
