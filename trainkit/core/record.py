@@ -106,7 +106,7 @@ def jsonl_line(row: dict[str, Any], step: int) -> str:
     (a NaN, a bool, a string, a numpy scalar, ...) or a row with its own ``step`` takes ``json``.
     """
     values = tuple(row.values())
-    if type(step) is int and set(map(type, values)) <= _PLAIN and math.isfinite(sum(values)):
+    if type(step) is int and _PLAIN.issuperset(map(type, values)) and math.isfinite(sum(values)):
         keys = tuple(row)
         template = _templates.get(keys)
         if template is None:
@@ -138,8 +138,9 @@ class GroupColumns:
     ``items()`` gives, group by group, ``("lr/<g>", float(lr))`` then, for a group with a
     momentum, ``("momentum/<g>", float(momentum))`` (``momentum``, else ``betas[0]``: see
     :func:`~trainkit.core.groups.get_momentum`), reading only the values each row.
-    ``matches(optimizer, names)``: whether the columns still describe that optimizer (the
-    same param-group list, length and names); otherwise build new ones.
+    They describe ``optimizer`` while its ``param_groups`` is the same list with the same
+    length and ``names`` the same list (the LoggerHook checks that each row and builds new
+    columns otherwise).
     """
 
     def __init__(self, optimizer, names: list[str]):
@@ -152,14 +153,13 @@ class GroupColumns:
         self._kind = kinds[0] if len(set(kinds)) == 1 else "mixed"   # one fast path per optimizer kind
         self._kinds = kinds
 
-    def matches(self, optimizer, names: list[str]) -> bool:
-        return optimizer.param_groups is self.groups and len(self.groups) == self.n and names is self.names
-
     def values(self) -> list[float]:
         groups, kind = self.groups, self._kind
         if kind is None:
             return list(map(float, map(_LR, groups)))
         if kind == "momentum":
+            if self.n <= 16:   # a comprehension is quicker for a few groups, slices for many
+                return [float(v) for g in groups for v in (g["lr"], g["momentum"])]
             out = [0.0] * (2 * self.n)
             out[0::2] = map(float, map(_LR, groups))
             out[1::2] = map(float, map(_MOMENTUM, groups))
@@ -176,6 +176,7 @@ class GroupColumns:
 
 
 _LR, _MOMENTUM = itemgetter("lr"), itemgetter("momentum")
+_FLOAT32 = torch.float32
 
 
 class LoggerHook:
@@ -196,7 +197,7 @@ class LoggerHook:
         self.sinks, self.interval = sinks, interval
         self._columns: GroupColumns | None = None   # the lr/momentum keys, built at the first row
         self._train_keys: dict[str, str] = {}
-        self._n_sinks, self._intervals, self._uniform = -1, [], True
+        self._n_sinks, self._intervals, self._uniform = -1, [], interval   # _uniform: the one interval, or None
 
     def _emit(self, row: dict[str, Any], step: int) -> None:
         for sink in self.sinks:
@@ -211,10 +212,9 @@ class LoggerHook:
         if len(self.sinks) != self._n_sinks:   # sinks are added after the hook is built
             self._n_sinks = len(self.sinks)
             self._intervals = [getattr(s, "log_interval", None) or self.interval for s in self.sinks]
-            self._uniform = len(set(self._intervals)) <= 1
-        if self._uniform:
-            return self.sinks if every_n(runner.iter, self._intervals[0] if self._intervals else self.interval) \
-                else []
+            self._uniform = self._intervals[0] if len(set(self._intervals)) == 1 else None
+        if self._uniform is not None:
+            return self.sinks if every_n(runner.iter, self._uniform) else ()
         return [s for s, n in zip(self.sinks, self._intervals, strict=True) if every_n(runner.iter, n)]
 
     def after_iter(self, runner) -> None:
@@ -226,10 +226,11 @@ class LoggerHook:
             if k == "loss" or getattr(v, "ndim", 1) == 0 or isinstance(v, (int, float)):
                 row[k if k == "loss" else self._train_key(k)] = _to_float(v)
         columns = self._columns
-        if columns is None or not columns.matches(runner.optimizer, runner.group_names):
+        if columns is None or columns.groups is not runner.optimizer.param_groups \
+                or columns.names is not runner.group_names or columns.n != len(columns.groups):
             columns = self._columns = GroupColumns(runner.optimizer, runner.group_names)
         try:
-            row.update(columns.items())
+            row.update(zip(columns.keys, columns.values(), strict=True))
         except (KeyError, TypeError):   # a group's momentum changed kind since the columns were built
             self._columns = None
             row.update(GroupColumns(runner.optimizer, runner.group_names).items())
@@ -267,7 +268,7 @@ class LoggerHook:
 def _to_float(v: Any) -> float:
     """A scalar as a Python float; a tensor through float32 (``v.float().item()``)."""
     if hasattr(v, "item"):
-        if getattr(v, "dtype", None) is torch.float32:
+        if getattr(v, "dtype", None) is _FLOAT32:
             return v.item()   # the same number as v.detach().float().item(), without two new tensors
         v = v.detach().float().item() if hasattr(v, "detach") else v.item()
     return float(v)
