@@ -330,6 +330,12 @@ def test_disabled_and_bad_config(tmp_path, monkeypatch):
         WandbSink(mode="offline", projet="x")
     with pytest.raises(ValueError, match="init_timeout must be > 0"):
         WandbSink(mode="offline", init_timeout=0)
+    with pytest.raises(ValueError, match=r"writer_priority='high' is not valid; allowed: idle, low, normal"):
+        WandbSink(mode="offline", writer_priority="high")
+    for key, bad in (("queue_mb", 0), ("queue_mb", True), ("log_interval", 0), ("log_interval", True),
+                     ("log_interval", 2.5), ("planned_max_points", 1)):
+        with pytest.raises(ValueError, match=rf"logger.wandb.{key} must be .*, got {bad!r}"):
+            WandbSink(mode="offline", **{key: bad})
     with pytest.raises(ValueError, match="logger.wandb.settings: x_disable_stat: Extra inputs are not permitted"):
         _tracking_sinks(compose_cfg("+logger.wandb.settings.x_disable_stat=false"), tmp_path, False)
 
@@ -556,6 +562,11 @@ def test_close_sends_every_queued_row_before_finish(tmp_path):
     sink = WandbSink(mode="offline", project="t", dir=tmp_path)
     for s in range(n):
         sink.log(_row(s, width), s)
+    if hasattr(os, "SCHED_IDLE"):   # writer_priority=idle: it and its wandb-core run on spare CPU only
+        assert sink.wait_started() == "offline"
+        assert os.sched_getscheduler(sink.writer_pid) == os.SCHED_IDLE
+        assert [os.sched_getscheduler(p.pid) for p in wandb_core_of(sink.writer_pid)] == [os.SCHED_IDLE]
+        assert os.getpgid(sink.writer_pid) != os.getpgid(0)   # a terminal's Ctrl-C does not reach it
     sink.close()
     run = the_run_file(tmp_path)
     assert [h["_step"] for h in run.history] == list(range(n)) and sink.logged == n and sink.dropped == 0

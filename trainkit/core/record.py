@@ -96,6 +96,7 @@ def _jsonable(x: Any) -> Any:
 _encode = json.JSONEncoder(default=_jsonable, allow_nan=True).encode   # one encoder, not one per row
 _PLAIN = {float, int}   # values whose JSON is their repr (finite floats; ints, not bools)
 _templates: dict[tuple[str, ...], str] = {}   # row keys -> '{"step": %d, "<k1>": %r, ...}\n'
+_all_plain, _isfinite = _PLAIN.issuperset, math.isfinite
 
 
 def jsonl_line(row: dict[str, Any], step: int) -> str:
@@ -106,7 +107,7 @@ def jsonl_line(row: dict[str, Any], step: int) -> str:
     (a NaN, a bool, a string, a numpy scalar, ...) or a row with its own ``step`` takes ``json``.
     """
     values = tuple(row.values())
-    if type(step) is int and _PLAIN.issuperset(map(type, values)) and math.isfinite(sum(values)):
+    if type(step) is int and _all_plain(map(type, values)) and _isfinite(sum(values)):
         keys = tuple(row)
         template = _templates.get(keys)
         if template is None:
@@ -218,13 +219,21 @@ class LoggerHook:
         return [s for s, n in zip(self.sinks, self._intervals, strict=True) if every_n(runner.iter, n)]
 
     def after_iter(self, runner) -> None:
-        targets = self._targets(runner)
-        if not targets:
-            return
+        if self._uniform is not None and self._n_sinks == len(self.sinks):   # the usual case, inline
+            if not (every_n(runner.iter, self._uniform) or runner.inner_iter + 1 == runner.iters_per_epoch
+                    or runner.iter + 1 == runner.max_iters):
+                return
+            targets = self.sinks
+        else:
+            targets = self._targets(runner)
+            if not targets:
+                return
         row: dict[str, Any] = {"epoch": runner.epoch}
         for k, v in runner.outputs.items():
             if k == "loss" or getattr(v, "ndim", 1) == 0 or isinstance(v, (int, float)):
-                row[k if k == "loss" else self._train_key(k)] = _to_float(v)
+                # a float32 tensor (the usual loss) straight to its number; anything else as _to_float says
+                row[k if k == "loss" else self._train_key(k)] = \
+                    v.item() if getattr(v, "dtype", None) is _FLOAT32 else _to_float(v)
         columns = self._columns
         if columns is None or columns.groups is not runner.optimizer.param_groups \
                 or columns.names is not runner.group_names or columns.n != len(columns.groups):

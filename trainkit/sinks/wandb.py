@@ -73,6 +73,7 @@ class WandbConfig:
     planned_max_points: int = 2000       # rows of that chart (thinned evenly beyond this)
     log_interval: Optional[int] = None   # null: every row trainer.log_interval gives; N: iteration rows every N
     queue_mb: float = 256.0              # rows waiting for W&B beyond this (MiB pickled) are dropped, oldest first
+    writer_priority: str = "idle"        # idle: the writer runs on spare CPU only | low: nice +10 | normal
     settings: Dict[str, Any] = field(default_factory=dict)   # extra wandb.Settings, e.g. {x_disable_stats: false}
 
 
@@ -112,7 +113,7 @@ class WandbSink:
                          id=self.run_id, resume="allow" if run_id else None, reinit="create_new")
         spec = {"mode": mode, "init_args": init_args, "settings": dict(o.settings or {}),
                 "init_timeout": float(o.init_timeout), "planned_max_points": o.planned_max_points,
-                "queue_bytes": int(o.queue_mb * 2**20)}
+                "queue_bytes": int(o.queue_mb * 2**20), "priority": o.writer_priority}
         link = _WriterLink(spec, weakref.WeakMethod(self._on_reply), max_bytes=spec["queue_bytes"])
         if link.dead:   # it did not start; the warning is out
             self.mode = "disabled"
@@ -221,6 +222,9 @@ def _checked_options(options: Mapping[str, Any]) -> WandbConfig:
         raise ValueError(f"logger.wandb.log_interval must be null or an integer >= 1, got {o.log_interval!r}")
     if isinstance(o.queue_mb, bool) or not isinstance(o.queue_mb, (int, float)) or not o.queue_mb > 0:
         raise ValueError(f"logger.wandb.queue_mb must be a number of MiB > 0, got {o.queue_mb!r}")
+    if o.writer_priority not in W.PRIORITIES:
+        raise ValueError(f"logger.wandb.writer_priority={o.writer_priority!r} is not valid; "
+                         f"allowed: {', '.join(W.PRIORITIES)}")
     return o
 
 
@@ -275,8 +279,7 @@ class _WriterLink:
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "trainkit.sinks.wandb_writer", str(rows_r), str(replies_w), str(os.getpid())],
-                pass_fds=(rows_r, replies_w), env=_writer_env(), stdin=subprocess.DEVNULL,
-                start_new_session=True)   # Ctrl-C in the terminal reaches training only; it forwards the status
+                pass_fds=(rows_r, replies_w), env=_writer_env(), stdin=subprocess.DEVNULL, **_OWN_PROCESS_GROUP)
         finally:
             os.close(rows_r)
             os.close(replies_w)
@@ -478,6 +481,13 @@ class _WriterLink:
             self._eof = True
         self.out.clear()
         self.out_bytes = 0
+
+
+# The writer gets its own process group, so a terminal's Ctrl-C (SIGINT to the foreground group)
+# reaches only training, which then closes the sink (wandb-core dies of a SIGINT); it stays in
+# training's session, so the scheduler (autogroup: one share per session) weighs its priority
+# against training's own threads. Python 3.10 has no process_group: a new session there.
+_OWN_PROCESS_GROUP = {"process_group": 0} if sys.version_info >= (3, 11) else {"start_new_session": True}
 
 
 def _writer_env() -> dict[str, str]:

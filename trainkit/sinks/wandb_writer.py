@@ -51,7 +51,7 @@ LEAN_SETTINGS = {
     "disable_job_creation": True, "console": "off",
 }
 PROBE_TIMEOUT = 3.0   # seconds for the TCP probe of the W&B server before an online init
-NICE = 10             # the writer and its wandb-core yield the CPU to training (os.nice increment)
+PRIORITIES = ("idle", "low", "normal")   # logger.wandb.writer_priority, see set_priority
 
 HEADER = struct.Struct("<IBI")   # payload bytes, kind, rows
 INIT, ROWS, PLANNED, DROPPED, CLOSE = 1, 2, 3, 4, 5
@@ -175,6 +175,18 @@ class Inbox:
             self.frames.clear()
             self.bytes = 0
             return frames, self.eof
+
+
+def set_priority(priority: str) -> None:
+    """This process's CPU priority, inherited by the wandb-core it starts. ``idle``: Linux's
+    ``SCHED_IDLE`` (the smallest weight there is: training's threads always come first, the
+    writer runs on spare CPU; nice +19 where there is no SCHED_IDLE); ``low``: nice +10;
+    ``normal``: unchanged. A writer never asks for more than the training process has."""
+    with contextlib.suppress(OSError, AttributeError):
+        if priority == "idle" and hasattr(os, "SCHED_IDLE"):
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        elif priority in ("idle", "low"):
+            os.nice(19 if priority == "idle" else 10)
 
 
 # ----------------------------------------------------------------------- init
@@ -522,13 +534,12 @@ def _start_step(run) -> int:
 
 def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C reaches the training process; it sends CLOSE
-    with contextlib.suppress(OSError):
-        os.nice(NICE)   # inherited by wandb-core: on a busy machine training gets the CPU first
     rows_fd, replies_fd, parent_pid = (int(a) for a in argv)
     replies = Replies(replies_fd)
     inbox = Inbox(rows_fd, parent_pid)
     kind, _, payload = inbox.read_first()
     spec = pickle.loads(payload)
+    set_priority(spec.get("priority", "idle"))
     try:
         import wandb
 
