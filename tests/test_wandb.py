@@ -567,6 +567,7 @@ def test_close_sends_every_queued_row_before_finish(tmp_path):
         assert os.sched_getscheduler(sink.writer_pid) == os.SCHED_IDLE
         assert [os.sched_getscheduler(p.pid) for p in wandb_core_of(sink.writer_pid)] == [os.SCHED_IDLE]
         assert os.getpgid(sink.writer_pid) != os.getpgid(0)   # a terminal's Ctrl-C does not reach it
+        assert "libtorch" not in Path(f"/proc/{sink.writer_pid}/maps").read_text()   # wandb, never torch
     sink.close()
     run = the_run_file(tmp_path)
     assert [h["_step"] for h in run.history] == list(range(n)) and sink.logged == n and sink.dropped == 0
