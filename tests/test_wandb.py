@@ -479,6 +479,34 @@ def test_direct_records_are_what_run_log_sends(tmp_path):
         run.finish()
 
 
+def test_a_writer_whose_records_differ_from_run_log_keeps_to_run_log(tmp_path):
+    """The first scalar row goes through run.log and is compared with the writer's own record:
+    a difference (here a wrong value, as another wandb version might encode) turns the direct
+    records off, and every row still arrives as logged."""
+    import wandb
+
+    from trainkit.sinks.wandb_writer import LEAN_SETTINGS, Publisher, Replies
+
+    run = wandb.init(mode="offline", project="t", dir=tmp_path, settings=wandb.Settings(**LEAN_SETTINGS))
+    publisher = Publisher(run, Replies(-1))
+    if not publisher._fast:
+        pytest.skip(f"wandb {wandb.__version__}: the writer logs every row through run.log")
+    encode = publisher._encode
+
+    def differs(step, t, row):
+        request = encode(step, t, row)
+        if request is not None:
+            request.record_publish.request.partial_history.item[0].value_json = "0"
+        return request
+
+    publisher._encode = differs
+    publisher.publish([(s, 1796115162.0 + s, {"lr/g0": 0.5 + s}) for s in range(3)])
+    assert publisher._fast is False and publisher.logged == 3
+    run.finish()
+    rows = finished_run(next(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))).history
+    assert [(h["_step"], h["lr/g0"], h[STEP]) for h in rows] == [(s, 0.5 + s, s) for s in range(3)]
+
+
 def _row(step, width):
     return {f"lr/g{i}": step + i / 1000 for i in range(width)}
 

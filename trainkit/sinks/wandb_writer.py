@@ -359,10 +359,10 @@ class Publisher:
         self._send(pending)
 
     def _log(self, step: int, t: float, row: dict) -> None:
-        """One row through ``run.log``; the first one also checks :meth:`_encode` against it."""
+        """One row through ``run.log``; the first scalar row also checks :meth:`_encode` against it."""
         data = {**row, STEP: step, "_timestamp": t}
         try:
-            if self._first and self._fast:
+            if self._first and self._fast and self._encode(step, t, row) is not None:
                 self._log_checked(step, t, row, data)   # counts the row when sent
                 self._first = False
             else:
@@ -384,9 +384,8 @@ class Publisher:
             request = self._request()
             request.record_publish.CopyFrom(record)
             requests.append(request)
-        ours = self._encode(step, t, row)
         partial = [r for r in requests if r.record_publish.request.HasField("partial_history")]
-        if ours is None or len(partial) != 1 or partial[0] != ours:
+        if len(partial) != 1 or partial[0] != self._encode(step, t, row):
             self._fast = False   # this wandb builds its records differently: keep to run.log
         self._send(requests)
 
