@@ -31,7 +31,7 @@ def reference_scalars(optimizer, names):
     return row
 
 
-ODD_VALUES = [0.1, 1e-5, 1.0, -0.0, 5e-324, 1e300, 2.5e-17, 123456789.125, 0, 7, -3, 2**70, True, False, None,
+ODD_VALUES = [0.1, 1e-5, 1.0, -0.0, 5e-324, 1e300, 2.5e-17, 123456789.125, 0, 7, -3, 2**70, 2**1100, True, False, None,
               float("nan"), float("inf"), float("-inf"), "text", "100% \"quoted\" ü", np.float64(0.3),
               np.float32(0.3), np.int64(4), torch.tensor(0.25), [1.0, 2.0], {"a": 1.0}]
 

@@ -443,6 +443,22 @@ def test_a_sink_dropped_without_close_finishes_its_run(tmp_path):
     assert run.exit_code == 0 and [h["_step"] for h in run.history] == list(range(5))
 
 
+def test_a_writer_that_cannot_start_leaves_training_without_wandb(tmp_path, monkeypatch, caplog):
+    from trainkit.sinks import wandb as wandb_sink
+
+    def no_process(*a, **k):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(wandb_sink.subprocess, "Popen", no_process)
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        sink = WandbSink(mode="offline", project="t", dir=tmp_path)
+    assert sink.mode == "disabled" and sink.writer_pid is None and not sink.wants_planned_schedule
+    assert "W&B writer could not be started (OSError: [Errno 24] Too many open files)" in caplog.text
+    sink.log({"loss": 1.0}, 0)
+    sink.close()
+    assert not (tmp_path / "wandb").exists()
+
+
 def test_direct_records_are_what_run_log_sends(tmp_path):
     """The writer builds each scalar row's record itself; it must be the record ``run.log``
     builds for ``{**row, STEP: step, "_timestamp": t}`` (wandb's own encoding is the reference)."""

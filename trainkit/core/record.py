@@ -107,7 +107,11 @@ def jsonl_line(row: dict[str, Any], step: int) -> str:
     (a NaN, a bool, a string, a numpy scalar, ...) or a row with its own ``step`` takes ``json``.
     """
     values = tuple(row.values())
-    if type(step) is int and _all_plain(map(type, values)) and _isfinite(sum(values)):
+    try:
+        plain = type(step) is int and _all_plain(map(type, values)) and _isfinite(sum(values))
+    except OverflowError:   # an int beyond any float
+        plain = False
+    if plain:
         keys = tuple(row)
         template = _templates.get(keys)
         if template is None:

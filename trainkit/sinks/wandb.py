@@ -280,6 +280,13 @@ class _WriterLink:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "trainkit.sinks.wandb_writer", str(rows_r), str(replies_w), str(os.getpid())],
                 pass_fds=(rows_r, replies_w), env=_writer_env(), stdin=subprocess.DEVNULL, **_OWN_PROCESS_GROUP)
+        except OSError as e:   # no process to be had: no W&B, training goes on
+            log.warning("W&B writer could not be started (%s: %s); W&B logging is off for this run",
+                        type(e).__name__, e)
+            for fd in (rows_w, replies_r):
+                os.close(fd)
+            self.dead, self.fd, self.replies_fd = True, -1, -1
+            return
         finally:
             os.close(rows_r)
             os.close(replies_w)
