@@ -213,20 +213,15 @@ def test_failed_online_init_falls_back_to_offline(tmp_path, monkeypatch, caplog,
 
 def test_log_error_is_reported_once_and_logging_goes_on(tmp_path, caplog):
     sink = WandbSink(mode="offline", project="t", dir=tmp_path)
-    real_log, failures = sink.run.log, iter(range(3))
-
-    def flaky_log(row, step):
-        if next(failures, None) is not None:
-            raise ValueError("bad value")
-        real_log(row, step=step)
-
-    sink.run.log = flaky_log
     with caplog.at_level(logging.WARNING, logger="trainkit"):
         for s in range(5):
-            sink.log({"lr/pg0": 0.1 * s}, s)
+            row = {"lr/pg0": 0.1 * s}
+            if s < 3:
+                row[7] = 1.0   # wandb refuses a key that is not a string: three failing log calls
+            sink.log(row, s)
         sink.close()
     warnings = [r.getMessage() for r in caplog.records]
-    assert len([w for w in warnings if "bad value" in w]) == 1
+    assert len([w for w in warnings if "must be strings" in w]) == 1
     assert any("3 logging calls failed" in w for w in warnings)
     run = the_run_file(tmp_path)
     assert [(h["_step"], h["lr/pg0"], h[STEP]) for h in run.history] == [(3, 0.1 * 3, 3), (4, 0.1 * 4, 4)]
@@ -291,7 +286,7 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
     cfg = compose_cfg()
     node = cfg.logger.wandb
     first = build_wandb_sink(node, cfg, tmp_path)
-    first_id = first.run.id
+    first_id = first.run_id
     first.log({"loss": 1.0}, 0)
     first.close()
     resumed = build_wandb_sink(node, cfg, tmp_path, resume=True)
@@ -308,9 +303,14 @@ def test_resumed_run_continues_the_same_wandb_run(tmp_path):
 def test_only_the_main_process_creates_a_run(tmp_path, monkeypatch):
     from accelerate import Accelerator
 
+    from trainkit.sinks import wandb as wandb_sink
+
+    started = []
+    monkeypatch.setattr(wandb_sink, "_WriterLink", lambda *a, **k: started.append(a))
     monkeypatch.setattr(Accelerator, "is_main_process", property(lambda self: False))
     runner = build_runner(compose_cfg(), tmp_path)
     assert runner.sinks == [] and not (tmp_path / "wandb").exists()
+    assert started == []   # no writer process on a rank other than 0
 
 
 def test_disabled_and_bad_config(tmp_path, monkeypatch):
@@ -330,6 +330,12 @@ def test_disabled_and_bad_config(tmp_path, monkeypatch):
         WandbSink(mode="offline", projet="x")
     with pytest.raises(ValueError, match="init_timeout must be > 0"):
         WandbSink(mode="offline", init_timeout=0)
+    with pytest.raises(ValueError, match=r"writer_priority='high' is not valid; allowed: idle, low, normal"):
+        WandbSink(mode="offline", writer_priority="high")
+    for key, bad in (("queue_mb", 0), ("queue_mb", True), ("log_interval", 0), ("log_interval", True),
+                     ("log_interval", 2.5), ("planned_max_points", 1)):
+        with pytest.raises(ValueError, match=rf"logger.wandb.{key} must be .*, got {bad!r}"):
+            WandbSink(mode="offline", **{key: bad})
     with pytest.raises(ValueError, match="logger.wandb.settings: x_disable_stat: Extra inputs are not permitted"):
         _tracking_sinks(compose_cfg("+logger.wandb.settings.x_disable_stat=false"), tmp_path, False)
 
@@ -377,3 +383,396 @@ def test_multirun_jobs_are_named_and_grouped(tmp_path, http_trap):
     assert sorted(r.config["optimizer"]["lr"] for r in runs) == [0.01, 0.02]
     assert all(r.exit_code == 0 and [h["_step"] for h in r.history] == [0, 1, 2] for r in runs)   # 2 iters, val
     assert requests == []   # offline runs make no request (not even wandb's client analytics at exit)
+
+
+# ------------------------------------------------------------------ the writer process
+def writer_processes():
+    """This process's W&B writer children (``python -m trainkit.sinks.wandb_writer``)."""
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if "trainkit.sinks.wandb_writer" in " ".join(
+        _cmdline(p))]
+
+
+def _cmdline(p):
+    import psutil
+
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def wait_gone(pids, timeout=30.0):
+    """True once none of ``pids`` runs (exited, reaped or a zombie waiting for its parent)."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wandb_core_of(pid):
+    import psutil
+
+    return [p for p in psutil.Process(pid).children(recursive=True) if "wandb-core" in p.name()]
+
+
+@pytest.mark.slow
+def test_a_sink_dropped_without_close_finishes_its_run(tmp_path):
+    import gc
+
+    sink = WandbSink(mode="offline", project="t", dir=tmp_path)
+    pid = sink.writer_pid
+    for s in range(5):
+        sink.log({"loss": 1.0 / (s + 1)}, s)
+    del sink
+    gc.collect()
+    assert wait_gone([pid], 30)   # no process kept for a sink nobody holds
+    run = the_run_file(tmp_path)
+    assert run.exit_code == 0 and [h["_step"] for h in run.history] == list(range(5))
+
+
+def test_a_writer_that_cannot_start_leaves_training_without_wandb(tmp_path, monkeypatch, caplog):
+    from trainkit.sinks import wandb as wandb_sink
+
+    def no_process(*a, **k):
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(wandb_sink.subprocess, "Popen", no_process)
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        sink = WandbSink(mode="offline", project="t", dir=tmp_path)
+    assert sink.mode == "disabled" and sink.writer_pid is None and not sink.wants_planned_schedule
+    assert "W&B writer could not be started (OSError: [Errno 24] Too many open files)" in caplog.text
+    sink.log({"loss": 1.0}, 0)
+    sink.close()
+    assert not (tmp_path / "wandb").exists()
+
+
+def test_direct_records_are_what_run_log_sends(tmp_path):
+    """The writer builds each scalar row's record itself; it must be the record ``run.log``
+    builds for ``{**row, STEP: step, "_timestamp": t}`` (wandb's own encoding is the reference)."""
+    import numpy as np
+    import wandb
+
+    from trainkit.sinks.wandb_writer import LEAN_SETTINGS, Publisher, Replies
+
+    run = wandb.init(mode="offline", project="t", dir=tmp_path, settings=wandb.Settings(**LEAN_SETTINGS))
+    try:
+        publisher = Publisher(run, Replies(-1))
+        if not publisher._fast:
+            pytest.skip(f"wandb {wandb.__version__}: the writer logs every row through run.log")
+        iface = run._interface
+        rows = [{"lr/g0": 0.1, "momentum/g0": 0.9, "epoch": 3, "loss": 1e-5},
+                {"x": -0.0, "y": 5e-324, "z": 1e300, "n": float("nan"), "i": float("inf"), "j": float("-inf"),
+                 "b": True, "c": False, "big": 2**70, "neg": -7, "one": 1.0},
+                {'ключ/ü "quoted"': 1.5, "a,b": 0.25}, {}]
+        for step, row in enumerate(rows):
+            t = 1796115162.4170587 + step * 0.001
+            captured = []
+            iface._publish = lambda record, nowait=False, captured=captured: captured.append(record)
+            try:
+                run.log({**row, STEP: step, "_timestamp": t}, step=step)
+            finally:
+                del iface._publish
+            (record,) = [r for r in captured if r.request.HasField("partial_history")]
+            iface._assign(record)
+            assert publisher._encode(step, t, row).record_publish == record
+        for row in ({7: 1.0}, {"s": "text"}, {"none": None}, {"nested": {"a": 1.0}}, {STEP: 1.0},
+                    {"_timestamp": 1.0}, {"_step": 1}, {"np": np.float64(1)}):
+            assert publisher._encode(0, 0.0, row) is None   # these go through run.log
+    finally:
+        run.finish()
+
+
+def test_a_writer_whose_records_differ_from_run_log_keeps_to_run_log(tmp_path):
+    """The first scalar row goes through run.log and is compared with the writer's own record:
+    a difference (here a wrong value, as another wandb version might encode) turns the direct
+    records off, and every row still arrives as logged."""
+    import wandb
+
+    from trainkit.sinks.wandb_writer import LEAN_SETTINGS, Publisher, Replies
+
+    run = wandb.init(mode="offline", project="t", dir=tmp_path, settings=wandb.Settings(**LEAN_SETTINGS))
+    publisher = Publisher(run, Replies(-1))
+    if not publisher._fast:
+        pytest.skip(f"wandb {wandb.__version__}: the writer logs every row through run.log")
+    encode = publisher._encode
+
+    def differs(step, t, row):
+        request = encode(step, t, row)
+        if request is not None:
+            request.record_publish.request.partial_history.item[0].value_json = "0"
+        return request
+
+    publisher._encode = differs
+    publisher.publish([(s, 1796115162.0 + s, {"lr/g0": 0.5 + s}) for s in range(3)])
+    assert publisher._fast is False and publisher.logged == 3
+    run.finish()
+    rows = finished_run(next(tmp_path.glob("wandb/offline-run-*/run-*.wandb"))).history
+    assert [(h["_step"], h["lr/g0"], h[STEP]) for h in rows] == [(s, 0.5 + s, s) for s in range(3)]
+
+
+def _row(step, width):
+    return {f"lr/g{i}": step + i / 1000 for i in range(width)}
+
+
+def _check_drop_oldest(sink, tmp_path, n, width, caplog):
+    """What a run with dropped rows holds: each kept row as logged, the newest kept, the
+    count logged as trainkit/wandb_dropped, and kept + dropped = logged."""
+    from trainkit.sinks.wandb_writer import DROPPED_KEY
+
+    run = the_run_file(tmp_path)
+    steps = [h["_step"] for h in run.history]
+    assert steps == sorted(set(steps)) and steps[-1] == n - 1
+    assert 0 < sink.dropped == n - len(steps)
+    assert all(h["lr/g0"] == h["_step"] and h[f"lr/g{width - 1}"] == h["_step"] + (width - 1) / 1000
+               for h in run.history)
+    counts = [h[DROPPED_KEY] for h in run.history if DROPPED_KEY in h]
+    assert counts and counts == sorted(counts) and counts[-1] == sink.dropped
+    first_after_gap = next(i for i in range(1, len(steps)) if steps[i] != steps[i - 1] + 1)
+    assert DROPPED_KEY in run.history[first_after_gap]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "W&B writer fell behind" in w]) == 1
+    assert any(f"{sink.dropped} rows were dropped" in w for w in warnings)
+    assert run.exit_code == 0
+
+
+@pytest.mark.slow
+def test_a_stopped_writer_never_blocks_training_and_the_oldest_rows_are_dropped(tmp_path, caplog):
+    """The writer does not run at all (SIGSTOP): the pipe fills, then the rows waiting in the
+    training process beyond queue_mb are dropped oldest first; no log call waits."""
+    import signal
+
+    n, width = 3000, 100
+    sink = WandbSink(mode="offline", project="t", dir=tmp_path, queue_mb=0.25)
+    assert sink.wait_started() == "offline"
+    os.kill(sink.writer_pid, signal.SIGSTOP)
+    worst = 0.0
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainkit"):
+            for s in range(n):
+                t = time.perf_counter()
+                sink.log(_row(s, width), s)
+                worst = max(worst, time.perf_counter() - t)
+    finally:
+        os.kill(sink.writer_pid, signal.SIGCONT)
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        sink.close()
+    assert worst < 0.5, worst   # a blocking write would wait for the stopped writer forever
+    assert 0 < sink.dropped_in_training_process <= sink.dropped   # the writer may drop more once it runs again
+    _check_drop_oldest(sink, tmp_path, n, width, caplog)
+
+
+@pytest.mark.slow
+def test_a_stalled_wandb_core_makes_the_writer_drop_its_oldest_rows(tmp_path, caplog):
+    """wandb-core does not run (SIGSTOP): the writer blocks on its socket, its reader thread
+    keeps draining the pipe, and beyond queue_mb the writer drops its oldest queued rows."""
+
+    n, width = 3000, 200
+    sink = WandbSink(mode="offline", project="t", dir=tmp_path, queue_mb=0.5)
+    assert sink.wait_started() == "offline"
+    (core,) = wandb_core_of(sink.writer_pid)
+    core.suspend()
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainkit"):
+            for s in range(n):
+                sink.log(_row(s, width), s)
+                if s % 100 == 0:
+                    time.sleep(0.01)   # a training loop's pace: the writer's reader keeps up
+            sink.flush()
+            time.sleep(1.0)
+    finally:
+        core.resume()
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        sink.close()
+    assert sink.dropped > sink.dropped_in_training_process   # the writer dropped rows itself
+    _check_drop_oldest(sink, tmp_path, n, width, caplog)
+
+
+@pytest.mark.slow
+def test_close_sends_every_queued_row_before_finish(tmp_path):
+    n, width = 1000, 100   # logged far faster than W&B takes them: most are queued when close is called
+    sink = WandbSink(mode="offline", project="t", dir=tmp_path)
+    for s in range(n):
+        sink.log(_row(s, width), s)
+    if hasattr(os, "SCHED_IDLE"):   # writer_priority=idle: it and its wandb-core run on spare CPU only
+        assert sink.wait_started() == "offline"
+        assert os.sched_getscheduler(sink.writer_pid) == os.SCHED_IDLE
+        assert [os.sched_getscheduler(p.pid) for p in wandb_core_of(sink.writer_pid)] == [os.SCHED_IDLE]
+        assert os.getpgid(sink.writer_pid) != os.getpgid(0)   # a terminal's Ctrl-C does not reach it
+        assert "libtorch" not in Path(f"/proc/{sink.writer_pid}/maps").read_text()   # wandb, never torch
+    sink.close()
+    run = the_run_file(tmp_path)
+    assert [h["_step"] for h in run.history] == list(range(n)) and sink.logged == n and sink.dropped == 0
+    assert run.history[-1][f"lr/g{width - 1}"] == n - 1 + (width - 1) / 1000
+    assert run.exit_code == 0 and writer_processes() == []
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_writer_leaves_training_running(tmp_path, caplog):
+    import signal
+
+    cfg = compose_cfg("trainer.log_interval=1", "trainer.batch_size=128", "trainer.max_epochs=2")
+    runner = build_runner(cfg, tmp_path)
+    (sink,) = [s for s in runner.sinks if isinstance(s, WandbSink)]
+    pid = sink.writer_pid
+    core = wandb_core_of(pid) if sink.wait_started() else []
+
+    class KillWriter:
+        def after_iter(self, runner):
+            if runner.iter == 5:
+                os.kill(pid, signal.SIGKILL)
+                assert wait_gone([pid], 10)
+
+    runner.bus.register(KillWriter(), "kill_writer")
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        runner.run()
+        for s in runner.sinks:
+            s.close("finished")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len([w for w in warnings if "W&B writer" in w]) == 1
+    assert f"W&B writer (pid {pid}) ended unexpectedly (killed by signal 9)" in warnings[0]
+    rows = read_jsonl(tmp_path / "metrics.jsonl")
+    T = runner.max_iters
+    assert [r["step"] for r in rows if "lr/pg0" in r] == list(range(T))   # metrics.jsonl is complete
+    assert sum("val/acc" in r for r in rows) == 2
+    with pytest.raises(ChildProcessError):   # reaped by the training process: no zombie
+        os.waitpid(pid, os.WNOHANG)
+    assert wait_gone([p.pid for p in core], 15)   # its wandb-core follows it
+
+
+def _train_cmd(run_dir, *overrides):
+    return [sys.executable, "-m", "trainkit.train", "+recipe=digits_baseline", "trainer.max_epochs=40",
+            "trainer.log_interval=1", "trainer.batch_size=32", "trainer.progress=false",
+            f"hydra.run.dir={run_dir}", *overrides]
+
+
+def _lines(path):
+    try:
+        return path.read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["kill -9", "ctrl-c"])
+def test_killed_training_leaves_the_writer_to_finish_and_exit(tmp_path, how):
+    """kill -9: the writer logs every row it received, finishes the run with exit code 1 and exits.
+    Ctrl-C (SIGINT to the terminal's process group): training closes the sink, so every row is
+    in W&B, and the run finishes with 255; the writer, in its own session, never sees the signal."""
+    import signal
+
+    import psutil
+
+    from trainkit.sinks.wandb import BATCH_ROWS
+
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    with open(tmp_path / "stderr.txt", "w") as err:
+        proc = subprocess.Popen(_train_cmd(run_dir), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while _lines(run_dir / "metrics.jsonl") < 120 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()[-3000:]
+            (writer,) = [p for p in psutil.Process(proc.pid).children()
+                         if "trainkit.sinks.wandb_writer" in " ".join(_cmdline(p))]
+            core = wandb_core_of(writer.pid)
+            if how == "kill -9":
+                proc.kill()
+            else:
+                os.killpg(proc.pid, signal.SIGINT)   # what Ctrl-C in a terminal does
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert wait_gone([writer.pid] + [c.pid for c in core], 30), "the writer or its wandb-core outlived training"
+    run = the_run_file(run_dir)
+    rows = by_step(run.history)
+    jsonl = read_jsonl(run_dir / "metrics.jsonl")
+    steps = sorted(rows)
+    assert steps == list(range(len(steps)))
+    for jr in jsonl:
+        if jr["step"] in rows:
+            assert all(rows[jr["step"]][k] == v for k, v in jr.items() if k not in ("step", "epoch")), jr["step"]
+    if how == "kill -9":
+        assert run.exit_code == 1
+        assert steps[-1] >= max(r["step"] for r in jsonl) - BATCH_ROWS   # all it was sent, not later
+    else:
+        assert proc.returncode != 0 and run.exit_code == 255
+        assert set(steps) == {r["step"] for r in jsonl}   # every row, flushed at close
+
+
+def test_a_wandb_log_interval_thins_only_the_wandb_rows(tmp_path):
+    cfg = compose_cfg("trainer.max_epochs=2", "trainer.batch_size=256", "trainer.log_interval=1",
+                      "logger.wandb.log_interval=4")
+    run_config(cfg, tmp_path)
+    rows = by_step(the_run_file(tmp_path).history)
+    jsonl = read_jsonl(tmp_path / "metrics.jsonl")
+    assert [r["step"] for r in jsonl if "lr/pg0" in r] == list(range(12))   # 6 iterations per epoch
+    assert sorted(s for s, r in rows.items() if "lr/pg0" in r) == [3, 5, 7, 11]   # every 4th and epoch ends
+    assert sorted(s for s, r in rows.items() if "val/acc" in r) == [6, 12]
+
+
+# ----------------------------------------------- init: reachability, leftovers, empty WANDB_MODE
+def test_an_unreachable_server_costs_seconds_not_the_init_timeout(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)   # LOOPBACK refuses every connection
+    t0 = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        sink = WandbSink(mode="online", project="t", dir=tmp_path, init_timeout=30)
+        assert sink.wait_started() == "offline"
+    assert time.monotonic() - t0 < 15
+    assert "unreachable" in caplog.text and "falling back to offline" in caplog.text
+    sink.log({"loss": 1.0}, 0)
+    sink.close()
+    assert [p.name.split("-")[0] for p in (tmp_path / "wandb").glob("*run-*")] == ["offline"]
+
+
+def test_a_failed_online_attempt_leaves_no_run_directory(tmp_path, monkeypatch, http_trap, caplog):
+    url, requests = http_trap   # a server that answers every request with 404
+    monkeypatch.setenv("WANDB_BASE_URL", url)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        sink = WandbSink(mode="online", project="t", dir=tmp_path, init_timeout=20)
+        assert sink.wait_started() == "offline"
+    assert requests and "W&B online init failed" in caplog.text
+    sink.close()
+    assert [p.name.split("-")[0] for p in (tmp_path / "wandb").glob("*run-*")] == ["offline"]
+    assert the_run_file(tmp_path).exit_code == 0
+
+
+@pytest.mark.parametrize("logger", ["default", "online"])
+def test_an_empty_wandb_mode_is_unset(tmp_path, monkeypatch, caplog, logger):
+    from trainkit.build import tracking_sinks
+
+    monkeypatch.setenv("WANDB_MODE", "")
+    with caplog.at_level(logging.WARNING, logger="trainkit"):
+        (sink,) = tracking_sinks(compose_cfg(f"logger={logger}"), tmp_path, False)
+        assert sink.wait_started() == "offline"   # online: no API key, so offline; never off
+    sink.close()
+    assert ("no W&B API key" in caplog.text) == (logger == "online")
+    assert the_run_file(tmp_path).exit_code == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ending, code", [("pass", 0), ("raise RuntimeError('boom')", 1)])
+def test_a_sink_never_closed_is_closed_at_exit(tmp_path, ending, code):
+    script = ("from trainkit.sinks.wandb import WandbSink\n"
+              f"sink = WandbSink(mode='offline', project='t', dir={str(tmp_path)!r})\n"
+              "for s in range(30):\n    sink.log({'loss': 1.0 / (s + 1)}, s)\n" + ending + "\n")
+    subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                   capture_output=True, timeout=120)
+    run = the_run_file(tmp_path)
+    assert run.exit_code == code and [h["_step"] for h in run.history] == list(range(30))

@@ -13,8 +13,11 @@ import json
 import logging
 import math
 import os
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
+
+import torch
 
 from .checks import every_n
 from .events import Priority
@@ -51,12 +54,7 @@ class JsonlSink:
         self.flush_every = flush_every
 
     def log(self, row: dict[str, Any], step: int) -> None:
-        row = {"step": step, **row}
-        try:   # the common case costs one dumps; a non-finite value raises and is written as null
-            line = json.dumps(row, default=_jsonable, allow_nan=False)
-        except ValueError:
-            line = json.dumps(_finite_or_null(row), default=_jsonable)
-        self._fh.write(line + "\n")
+        self._fh.write(jsonl_line(row, step))
         self.rows += 1
         self._pending += 1
         if self._pending >= self.flush_every:
@@ -151,16 +149,96 @@ def _jsonable(x: Any) -> Any:
     return x if math.isfinite(x) else None
 
 
+_encode = json.JSONEncoder(default=_jsonable).encode   # one encoder, not one per row
+_PLAIN = {float, int}   # values whose JSON is their repr (finite floats; ints, not bools)
+_templates: dict[tuple[str, ...], str] = {}   # row keys -> '{"step": %d, "<k1>": %r, ...}\n'
+_all_plain, _isfinite = _PLAIN.issuperset, math.isfinite
+
+
+def jsonl_line(row: dict[str, Any], step: int) -> str:
+    """``json.dumps(finite_or_null({"step": step, **row}), default=_jsonable) + "\\n"``, byte for byte:
+    strict JSON, a non-finite number (NaN, ±inf) written as ``null``.
+
+    Rows with the same keys share a ``%``-template with their keys already encoded, filled with
+    each value's ``repr`` (what ``json`` writes for a finite float or an int); any other value
+    (a NaN, a bool, a string, a numpy scalar, ...) or a row with its own ``step`` takes ``json``.
+    """
+    values = tuple(row.values())
+    try:
+        plain = type(step) is int and _all_plain(map(type, values)) and _isfinite(sum(values))
+    except OverflowError:   # an int beyond any float
+        plain = False
+    if plain:
+        keys = tuple(row)
+        template = _templates.get(keys)
+        if template is None:
+            template = _template(keys)
+        if template:
+            return template % (step, *values)
+    return _encode(_finite_or_null({"step": step, **row})) + "\n"
+
+
+def _template(keys: tuple[str, ...]) -> str:
+    """The line template for rows with these keys ('' for a row that has its own ``step``)."""
+    if len(_templates) >= 256:   # rows come in a few shapes; never grow without bound
+        _templates.clear()
+    template = "" if "step" in keys else \
+        "{" + ", ".join(['"step": %d'] + [f"{json.dumps(k).replace('%', '%%')}: %r" for k in keys]) + "}\n"
+    _templates[keys] = template
+    return template
+
+
 def optimizer_scalars(optimizer, names: list[str] | None = None) -> dict[str, float]:
     """``lr/<group>`` and ``momentum/<group>`` (SGD momentum or Adam beta1) of every group;
     ``names`` defaults to :func:`trainkit.core.groups.group_names`."""
-    row = {}
-    for name, g in zip(names or group_names(optimizer), optimizer.param_groups, strict=True):
-        row[f"lr/{name}"] = float(g["lr"])
-        m = get_momentum(g)
-        if m is not None:
-            row[f"momentum/{name}"] = float(m)
-    return row
+    return dict(GroupColumns(optimizer, names or group_names(optimizer)).items())
+
+
+class GroupColumns:
+    """The ``lr/<g>``, ``momentum/<g>`` part of a row for one optimizer, its keys built once.
+
+    ``items()`` gives, group by group, ``("lr/<g>", float(lr))`` then, for a group with a
+    momentum, ``("momentum/<g>", float(momentum))`` (``momentum``, else ``betas[0]``: see
+    :func:`~trainkit.core.groups.get_momentum`), reading only the values each row.
+    They describe ``optimizer`` while its ``param_groups`` is the same list with the same
+    length and ``names`` the same list (the LoggerHook checks that each row and builds new
+    columns otherwise).
+    """
+
+    def __init__(self, optimizer, names: list[str]):
+        groups = optimizer.param_groups
+        self.groups, self.names, self.n = groups, names, len(groups)
+        kinds = [None if get_momentum(g) is None else "momentum" if "momentum" in g else "betas" for g in groups]
+        self.keys: list[str] = []
+        for name, kind in zip(names, kinds, strict=True):
+            self.keys += [f"lr/{name}"] if kind is None else [f"lr/{name}", f"momentum/{name}"]
+        self._kind = kinds[0] if len(set(kinds)) == 1 else "mixed"   # one fast path per optimizer kind
+        self._kinds = kinds
+
+    def values(self) -> list[float]:
+        groups, kind = self.groups, self._kind
+        if kind is None:
+            return list(map(float, map(_LR, groups)))
+        if kind == "momentum":
+            if self.n <= 16:   # a comprehension is quicker for a few groups, slices for many
+                return [float(v) for g in groups for v in (g["lr"], g["momentum"])]
+            out = [0.0] * (2 * self.n)
+            out[0::2] = map(float, map(_LR, groups))
+            out[1::2] = map(float, map(_MOMENTUM, groups))
+            return out
+        out = []
+        for g, k in zip(groups, self._kinds, strict=True):
+            out.append(float(g["lr"]))
+            if k is not None:
+                out.append(float(g["momentum"] if k == "momentum" else g["betas"][0]))
+        return out
+
+    def items(self):
+        return zip(self.keys, self.values(), strict=True)
+
+
+_LR, _MOMENTUM = itemgetter("lr"), itemgetter("momentum")
+_FLOAT32 = torch.float32
 
 
 class LoggerHook:
@@ -180,26 +258,67 @@ class LoggerHook:
         if interval < 1:
             raise ValueError(f"trainer.log_interval must be >= 1, got {interval}")
         self.sinks, self.interval = sinks, interval
+        self._columns: GroupColumns | None = None   # the lr/momentum keys, built at the first row
+        self._train_keys: dict[str, str] = {}
+        self._n_sinks, self._intervals, self._uniform = -1, [], interval   # _uniform: the one interval, or None
 
     def _emit(self, row: dict[str, Any], step: int) -> None:
         for sink in self.sinks:
             sink.log(row, step)
 
+    def _targets(self, runner) -> list[Sink]:
+        """The sinks that take this iteration's row: all of them at the last iteration of an
+        epoch or of the run, else those whose interval (``sink.log_interval``, else the
+        trainer's) ends here."""
+        if runner.inner_iter + 1 == runner.iters_per_epoch or runner.iter + 1 == runner.max_iters:
+            return self.sinks
+        if len(self.sinks) != self._n_sinks:   # sinks are added after the hook is built
+            self._n_sinks = len(self.sinks)
+            self._intervals = [getattr(s, "log_interval", None) or self.interval for s in self.sinks]
+            self._uniform = self._intervals[0] if len(set(self._intervals)) == 1 else None
+        if self._uniform is not None:
+            return self.sinks if every_n(runner.iter, self._uniform) else ()
+        return [s for s, n in zip(self.sinks, self._intervals, strict=True) if every_n(runner.iter, n)]
+
     def after_iter(self, runner) -> None:
-        last_of_epoch = runner.inner_iter + 1 == runner.iters_per_epoch
-        if not (every_n(runner.iter, self.interval) or last_of_epoch or runner.iter + 1 == runner.max_iters):
-            return
+        if self._uniform is not None and self._n_sinks == len(self.sinks):   # the usual case, inline
+            if not (every_n(runner.iter, self._uniform) or runner.inner_iter + 1 == runner.iters_per_epoch
+                    or runner.iter + 1 == runner.max_iters):
+                return
+            targets = self.sinks
+        else:
+            targets = self._targets(runner)
+            if not targets:
+                return
         row: dict[str, Any] = {"epoch": runner.epoch}
         for k, v in runner.outputs.items():
             if k == "loss" or getattr(v, "ndim", 1) == 0 or isinstance(v, (int, float)):
-                row[k if k == "loss" else f"train/{k}"] = _to_float(v)
-        row.update(optimizer_scalars(runner.optimizer, runner.group_names))   # names computed once
+                # a float32 tensor (the usual loss) straight to its number; anything else as _to_float says
+                row[k if k == "loss" else self._train_key(k)] = \
+                    v.item() if getattr(v, "dtype", None) is _FLOAT32 else _to_float(v)
+        columns = self._columns
+        if columns is None or columns.groups is not runner.optimizer.param_groups \
+                or columns.names is not runner.group_names or columns.n != len(columns.groups):
+            columns = self._columns = GroupColumns(runner.optimizer, runner.group_names)
+        try:
+            row.update(zip(columns.keys, columns.values(), strict=True))
+        except (KeyError, TypeError):   # a group's momentum changed kind since the columns were built
+            self._columns = None
+            row.update(GroupColumns(runner.optimizer, runner.group_names).items())
         if getattr(runner, "nonfinite", None) == "skip":
             row["train/skipped_steps"] = runner.skipped_steps   # so far in the run
-        row.update(runner.scalars)
-        runner.scalars.clear()
+        if runner.scalars:
+            row.update(runner.scalars)
+            runner.scalars.clear()
         runner.last_row = row
-        self._emit(row, runner.iter)
+        for sink in targets:
+            sink.log(row, runner.iter)
+
+    def _train_key(self, k: str) -> str:
+        key = self._train_keys.get(k)
+        if key is None:
+            key = self._train_keys[k] = f"train/{k}"
+        return key
 
     def after_epoch(self, runner) -> None:
         if runner.scalars:
@@ -220,6 +339,9 @@ class LoggerHook:
 
 
 def _to_float(v: Any) -> float:
+    """A scalar as a Python float; a tensor through float32 (``v.float().item()``)."""
     if hasattr(v, "item"):
+        if getattr(v, "dtype", None) is _FLOAT32:
+            return v.item()   # the same number as v.detach().float().item(), without two new tensors
         v = v.detach().float().item() if hasattr(v, "detach") else v.item()
     return float(v)
