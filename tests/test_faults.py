@@ -4,7 +4,6 @@ import contextlib
 import errno
 import glob
 import logging
-import os
 import socket
 import subprocess
 import time
