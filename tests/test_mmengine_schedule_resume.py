@@ -148,7 +148,10 @@ def test_kill_9_mid_warmup_and_mid_window_then_resume_matches_uninterrupted(tmp_
                      *(["trainer.resume=auto"] if kill_at == 77 else []), cwd=tmp_path)
         assert cut.returncode == -9, cut.stderr
         assert ckpt_io.load(tmp_path / "cut" / "checkpoints" / "last.pt")["counters"]["iter"] == resumed_from
-    again = _train("hydra.run.dir=cut", "trainer.resume=auto", cwd=tmp_path)
+    # the same components as the checkpoints' (a removed component would make the run another one, which
+    # resume=auto refuses): the killer stays, past the run's end
+    again = _train("hydra.run.dir=cut", "+components.kill={_target_: helpers.KillAt, at: 1000000}",
+                   "trainer.resume=auto", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     got = {r["step"]: (r["lr/backbone"], r["lr/head"]) for r in read_jsonl(tmp_path / "cut" / "metrics.jsonl")
            if "loss" in r}
