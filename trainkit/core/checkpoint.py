@@ -61,19 +61,7 @@ def save_atomic(obj: Any, path: str | os.PathLike) -> Path:
     renamed over ``path``. On failure the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return _write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def copy_atomic(src: Path, path: Path) -> Path:
@@ -82,10 +70,20 @@ def copy_atomic(src: Path, path: Path) -> Path:
     damaged ``last.pt`` leaves its ``epoch_N.pt`` twin intact to fall back to."""
     import shutil
 
+    def copy(f) -> None:
+        with open(src, "rb") as source:
+            shutil.copyfileobj(source, f, 1 << 20)
+
+    return _write_atomic(Path(path), copy)
+
+
+def _write_atomic(path: Path, write) -> Path:
+    """``write(file)`` into a temporary file beside ``path``, fsync it, rename it over ``path`` and
+    fsync the directory; on any failure the temporary file is removed and ``path`` is untouched."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f, open(src, "rb") as source:
-            shutil.copyfileobj(source, f, 1 << 20)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
