@@ -59,7 +59,7 @@ def preview_ported(name: str, table: dict, recipes: Path, tmp_path: Path) -> lis
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("name", _cases())
+@pytest.mark.parametrize("name", list(_cases()))
 def test_ported_schedule_equals_the_reference(name, recipes, tmp_path):
     table = TABLES[name]
     rows = preview_ported(name, table, recipes, tmp_path)
